@@ -20,4 +20,9 @@ class Evidence:
     target: str | None = None
 
     def as_dict(self) -> dict[str, object]:
-        return {"rule": self.rule, "detail": self.detail, "weight": self.weight, "target": self.target}
+        return {
+            "rule": self.rule,
+            "detail": self.detail,
+            "weight": self.weight,
+            "target": self.target,
+        }

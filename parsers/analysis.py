@@ -1,0 +1,118 @@
+"""Everything the service decides about one message, from its bytes alone.
+
+``analyse`` is what both the worker and ``ccm-intake classify`` call: parse, read the
+attachments, tell auto-replies apart, classify the kind, identify the State, and say
+what should happen — file, review, or leave as not a submission — with the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from parsers.attachments import Extraction, extract_all
+from parsers.autoreply import auto_reply_reason
+from parsers.classify import KindResult, classify_kind
+from parsers.evidence import Evidence
+from parsers.language import detect_language
+from parsers.message import ParsedMessage, parse_message
+from parsers.states import MissionDirectory, StateRegistry, StateResult, identify_state
+
+FILE = "file"
+REVIEW = "review"
+NOT_SUBMISSION = "not_submission"
+
+# Kinds that a mission expects to be acknowledged. Other correspondence from a known
+# State is filed under it but not answered automatically: a "thank you" to our
+# acknowledgement must not start a conversation with a robot.
+ACKNOWLEDGED_KINDS = frozenset({"delegation", "article7"})
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    message: ParsedMessage
+    extractions: tuple[Extraction, ...]
+    state: StateResult
+    kind: KindResult
+    language: str
+    auto_reason: str | None
+    outcome: str  # FILE | REVIEW | NOT_SUBMISSION
+    reason: str  # one line, for the log, the digest and the review queue
+    ack: bool
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The submissions this message makes: one per kind, 'other' when none."""
+        return self.kind.kinds or ("other",)
+
+    @property
+    def confidence(self) -> float:
+        if self.outcome == FILE:
+            return round(min(self.state.confidence, self.kind.confidence), 3)
+        return round(self.state.confidence, 3)
+
+    @property
+    def evidence(self) -> tuple[Evidence, ...]:
+        return self.state.evidence + self.kind.evidence
+
+    def summary(self) -> dict[str, object]:
+        """The dry-run record ``ccm-intake classify --json`` prints."""
+        return {
+            "state": self.state.iso3 if self.outcome == FILE else None,
+            "kind": self.kind.kind,
+            "kinds": list(self.kind.kinds),
+            "confidence": self.confidence,
+            "ack": self.ack,
+            "review": self.outcome == REVIEW,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "language": self.language,
+            "auto_reply": self.auto_reason,
+            "candidates": [[iso3, round(score, 3)] for iso3, score in self.state.candidates[:5]],
+            "evidence": [e.as_dict() for e in self.evidence],
+            "attachments": [
+                {"name": x.name, "method": x.method, "chars": len(x.text), "error": x.error}
+                for x in self.extractions
+            ],
+            "defects": list(self.message.defects),
+        }
+
+
+def analyse(
+    raw: bytes,
+    *,
+    registry: StateRegistry,
+    directory: MissionDirectory,
+    own_addresses: Iterable[str] = (),
+    threshold: float = 0.75,
+) -> Analysis:
+    """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no mail."""
+    msg = parse_message(raw)
+    extractions = extract_all(msg)
+    auto = auto_reply_reason(msg, own_addresses)
+    kind = classify_kind(msg, extractions)
+    state = identify_state(
+        from_addr=msg.from_addr,
+        reply_to=msg.reply_to,
+        subject=msg.subject,
+        body=msg.text,
+        attachment_texts=[x.text for x in extractions if x.text],
+        registry=registry,
+        directory=directory,
+        threshold=threshold,
+    )
+    language = detect_language(" ".join([msg.subject, msg.text[:5000]]))
+    outcome, reason = _decide(auto, state, kind)
+    ack = outcome == FILE and any(k in ACKNOWLEDGED_KINDS for k in kind.kinds)
+    return Analysis(msg, extractions, state, kind, language, auto, outcome, reason, ack)
+
+
+def _decide(auto: str | None, state: StateResult, kind: KindResult) -> tuple[str, str]:
+    if auto is not None:
+        return NOT_SUBMISSION, f"automatic mail: {auto}"
+    if state.iso3 is not None:
+        what = ", ".join(kind.kinds) or "correspondence"
+        return FILE, f"{what} from {state.iso3}: {state.reason}"
+    if kind.kinds or state.candidates:
+        return REVIEW, f"State not certain: {state.reason}"
+    return NOT_SUBMISSION, "no State and nothing that looks like a submission"

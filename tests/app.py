@@ -1,0 +1,134 @@
+"""Running the real service in tests: its environment, a worker process, the inbox."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from imap_tools import MailBoxUnencrypted
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def service_env(
+    *,
+    data_dir: Path,
+    db_url: str,
+    broker_url: str,
+    imap: Any,
+    imap_user: str,
+    imap_password: str,
+    smtp_port: int,
+    **extra: str,
+) -> dict[str, str]:
+    """The CCM_* environment of a service that talks to the test's servers."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
+    env.update(
+        {
+            "CCM_IMAP_HOST": imap.host,
+            "CCM_IMAP_PORT": str(imap.port),
+            "CCM_IMAP_SECURITY": "none",
+            "CCM_IMAP_USER": imap_user,
+            "CCM_IMAP_PASSWORD": imap_password,
+            "CCM_SMTP_HOST": "127.0.0.1",
+            "CCM_SMTP_PORT": str(smtp_port),
+            "CCM_SMTP_SECURITY": "none",
+            "CCM_DATA_DIR": str(data_dir),
+            "CCM_DATABASE_URL": db_url,
+            "CCM_BROKER_URL": broker_url,
+            "CCM_POLL_INTERVAL": "1",
+            "CCM_OUTBOX_INTERVAL": "2",
+            "CCM_RETRY_GRACE": "1",
+        }
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+class WorkerProcess:
+    """`ccm-intake run` as a real process: Celery worker with beat, like production."""
+
+    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+        self.env, self.log, self.args = env, log, args
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait_ready: bool = True) -> WorkerProcess:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "worker.cli", "run", "--concurrency", "1", *self.args],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        if wait_ready:
+            wait_until(
+                lambda: b" ready." in self.log.read_bytes() or self.proc_exited(),
+                60,
+                "celery ready",
+            )
+            assert not self.proc_exited(), self.text()
+        return self
+
+    def proc_exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        children = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if kill:
+            # A killed parent leaves its pool processes behind: end them too, by PID.
+            for pid in children:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def append(imap: Any, user: str, password: str, raw: bytes, folder: str = "INBOX") -> None:
+    with MailBoxUnencrypted(imap.host, imap.port).login(user, password, initial_folder=None) as box:
+        box.append(raw, folder)
+
+
+def folder_subjects(imap: Any, user: str, password: str) -> dict[str, list[str]]:
+    """Every folder of the account with the subjects it holds."""
+    found: dict[str, list[str]] = {}
+    with MailBoxUnencrypted(imap.host, imap.port).login(user, password, initial_folder=None) as box:
+        for info in box.folder.list():
+            box.folder.set(info.name)
+            found[info.name] = [m.subject for m in box.fetch(mark_seen=False, bulk=True)]
+    return found

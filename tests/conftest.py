@@ -1,0 +1,94 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+import pytest
+
+try:  # tests/ imported as a package (repo root on sys.path, e.g. `python -m pytest`)
+    from tests import servers
+except ImportError:  # pytest put tests/ itself on sys.path (plain `pytest`)
+    import servers  # type: ignore[no-redef]
+
+# =============================================================================
+# Real servers on loopback (tests/servers.py). One of each per test session,
+# started on first use on a free 127.0.0.1 port, stopped by PID at the end.
+# A server that cannot start skips its tests on a developer's machine and
+# fails them on CI (CI=true), where scripts/test has installed everything.
+# =============================================================================
+
+S = TypeVar("S")
+
+
+def _unavailable(what: str, exc: Exception) -> NoReturn:
+    message = f"{what} unavailable: {exc}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _enter(
+    stack: contextlib.ExitStack, what: str, server: contextlib.AbstractContextManager[S]
+) -> S:
+    try:
+        return stack.enter_context(server)
+    except servers.ServerError as exc:
+        _unavailable(what, exc)
+
+
+@pytest.fixture(scope="session")
+def redis_srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.RedisServer]:
+    """Debian's redis-server, empty, persisting nothing; ``.restart()`` wipes it."""
+    with contextlib.ExitStack() as stack:
+        yield _enter(stack, "redis", servers.redis_server(tmp_path_factory.mktemp("redis")))
+
+
+@pytest.fixture(scope="session")
+def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Dovecot]:
+    """Dovecot IMAP: alice/alicepw, bob/bobpw, separator '/'; ``.stop()``, ``.start()``.
+
+    A test that stops it must start it again (``try/finally``); stopping twice is fine.
+    """
+    with contextlib.ExitStack() as stack:
+        server = servers.dovecot_server(tmp_path_factory.mktemp("dovecot"))
+        yield _enter(stack, "dovecot", server)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Postgres]:
+    """A throwaway PostgreSQL cluster (or the server of $CCM_TEST_POSTGRES_URL)."""
+    with contextlib.ExitStack() as stack:
+        server = servers.postgres_server(tmp_path_factory.mktemp("postgres"))
+        yield _enter(stack, "postgres", server)
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[servers.SmtpSink]:
+    """An SMTP sink shared by the session: ``smtp.clear()`` before counting mails."""
+    with contextlib.ExitStack() as stack:
+        yield _enter(stack, "smtp", servers.smtp_sink())
+
+
+@pytest.fixture
+def pg_url(postgres: servers.Postgres, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A SQLAlchemy URL of a new, empty PostgreSQL database for this test alone."""
+    stem = "".join(c if c.isascii() and c.isalnum() else "_" for c in request.node.name.lower())
+    name = postgres.create_database(f"t_{stem[:40]}_{secrets.token_hex(4)}")
+    yield postgres.url(name)
+    # FORCE: a test's leftover connection pool must not keep the database alive.
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLAlchemy URL of a new SQLite file for this test alone."""
+    return f"sqlite:///{tmp_path / 'ccm.db'}"
+
+
+# ============================================================ end of server fixtures

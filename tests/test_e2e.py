@@ -1,0 +1,149 @@
+"""End to end, on real servers: Dovecot, Redis, SQLite or PostgreSQL, aiosmtpd, a real worker."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+
+from config.settings import load_settings
+from tests.app import WorkerProcess, append, folder_subjects, service_env, wait_until
+from worker.samples import france_delegation, out_of_office
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def account(dovecot: Any) -> tuple[str, str]:
+    """A fresh mailbox account for this test alone."""
+    user = f"ccm{secrets.token_hex(4)}"
+    dovecot.add_user(user, "secret-pw")
+    return user, "secret-pw"
+
+
+@pytest.fixture
+def broker(redis_srv: Any) -> Iterator[str]:
+    """The Redis broker, emptied: no task of an earlier test can reach this one's worker."""
+    client = redis.Redis.from_url(redis_srv.url)
+    client.flushall()
+    client.close()
+    yield redis_srv.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+def rows(db_url: str, sql: str) -> list[Any]:
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql)))
+    finally:
+        engine.dispose()
+
+
+def count(db_url: str, sql: str) -> int:
+    try:
+        return int(rows(db_url, sql)[0][0])
+    except Exception:  # the worker has not created the schema yet
+        return 0
+
+
+def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_once(
+    tmp_path: Path, dovecot: Any, account: tuple[str, str], broker: str, smtp: Any, db_url: str
+) -> None:
+    user, password = account
+    smtp.clear()
+    env = service_env(
+        data_dir=tmp_path / "data",
+        db_url=db_url,
+        broker_url=broker,
+        imap=dovecot,
+        imap_user=user,
+        imap_password=password,
+        smtp_port=smtp.port,
+    )
+    sample = france_delegation(datetime.now(UTC))
+    with WorkerProcess(env, tmp_path / "worker.log") as worker:
+        append(dovecot, user, password, sample.raw)
+        wait_until(lambda: count(db_url, "select count(*) from submission"), 60, "a submission")
+        smtp.wait_for_count(1, timeout=30)
+        wait_until(
+            lambda: "Filed/France" in folder_subjects(dovecot, user, password), 30, "Filed/France"
+        )
+        wait_until(
+            lambda: count(db_url, "select count(*) from outbox where copied_to_sent"),
+            30,
+            "Sent copy",
+        )
+        worker_log = worker.text()
+
+    ((iso3, kind, reference, folder),) = rows(
+        db_url, "select state_iso3, kind, reference, folder from submission"
+    )
+    assert (iso3, kind) == ("FRA", "delegation"), worker_log
+    assert reference.startswith("CCM-")
+    archive = load_settings(env).archive_path
+    filed = archive / folder
+    assert filed.name.endswith(reference) and filed.parent.parent.name == "FRA France"
+    assert (filed / "original.eml").read_bytes() == sample.raw
+    pdf = filed / "Délégation France 7MSP.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF")
+
+    folders = folder_subjects(dovecot, user, password)
+    assert folders["INBOX"] == []
+    assert folders["Filed/France"] == ["7MSP - Composition de la délégation française"]
+    assert len(folders["Sent"]) == 1
+
+    (ack,) = smtp.messages
+    assert ack.rcpt_tos == ["dfra.geneve@diplomatie.gouv.fr"]
+    msg = ack.message
+    original_id = rows(db_url, "select message_id_header from message")[0][0]
+    assert msg["In-Reply-To"] == original_id
+    assert original_id in msg["References"]
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["Message-ID"] == rows(db_url, "select message_id_header from outbox")[0][0]
+    body = msg.get_body(("plain",)).get_content()
+    assert reference in str(msg["Subject"]) and reference in body
+    assert "Accusé de réception" in str(msg["Subject"])  # answered in the mission's language
+    assert hashlib.sha256(pdf.read_bytes()).hexdigest() in body
+    assert "Délégation France 7MSP.pdf" in body
+    # Exactly one, even after more polls.
+    assert len(smtp.messages) == 1
+
+
+def test_an_auto_reply_is_kept_and_left_unanswered(
+    tmp_path: Path, dovecot: Any, account: tuple[str, str], broker: str, smtp: Any, sqlite_url: str
+) -> None:
+    user, password = account
+    smtp.clear()
+    env = service_env(
+        data_dir=tmp_path / "data",
+        db_url=sqlite_url,
+        broker_url=broker,
+        imap=dovecot,
+        imap_user=user,
+        imap_password=password,
+        smtp_port=smtp.port,
+    )
+    with WorkerProcess(env, tmp_path / "worker.log"):
+        append(dovecot, user, password, out_of_office(datetime.now(UTC)).raw)
+        wait_until(
+            lambda: "Not submissions" in folder_subjects(dovecot, user, password),
+            60,
+            "Not submissions",
+        )
+    assert rows(sqlite_url, "select status from message") == [("not_submission",)]
+    assert count(sqlite_url, "select count(*) from submission") == 0
+    assert smtp.messages == []

@@ -1,0 +1,207 @@
+"""The database and the archive: claims, unique keys, safe paths, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from worker.compose import Outgoing
+from worker.store import (
+    Archive,
+    ArchiveError,
+    Database,
+    Outcome,
+    PlannedSubmission,
+    Status,
+    safe_component,
+)
+
+NOW = datetime(2017, 8, 14, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest) -> Database:
+    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    database = Database(str(url))
+    database.create_schema()
+    request.addfinalizer(database.dispose)
+    return database
+
+
+def keep(
+    db: Database, archive: Archive, raw: bytes, uid: int, uidvalidity: int = 7
+) -> tuple[int, bool]:
+    sha, path = archive.put_raw(raw)
+    return db.record_message(
+        mailbox="box",
+        uidvalidity=uidvalidity,
+        uid=uid,
+        internaldate=NOW,
+        sha256=sha,
+        raw_path=path,
+        size=len(raw),
+        message_id_header="<m@x>",
+        from_addr="a@b.c",
+        subject="s",
+    )
+
+
+def filed(state: str = "FRA", ack: bool = True) -> Outcome:
+    return Outcome(
+        status=Status.filed,
+        reason="test",
+        state_iso3=state,
+        kind="delegation",
+        language="fr",
+        analysis_json="{}",
+        target="folder:Filed/France",
+        submissions=(
+            PlannedSubmission(
+                "delegation",
+                state,
+                f"{state} France",
+                [("original.eml", b"raw"), ("../../etc/passwd", b"x")],
+                ack,
+            ),
+        ),
+    )
+
+
+def outgoing(reference: str, _planned: PlannedSubmission, _stored: object) -> Outgoing:
+    return Outgoing(
+        "dfra@diplomatie.gouv.fr", f"ack {reference}", f"<{reference}@unog.ch>", b"raw ack"
+    )
+
+
+def test_the_same_bytes_are_one_message_whatever_their_uid(db: Database, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    first = keep(db, archive, b"Subject: a\r\n\r\nbody", uid=1)
+    again = keep(db, archive, b"Subject: a\r\n\r\nbody", uid=1)
+    moved = keep(db, archive, b"Subject: a\r\n\r\nbody", uid=9, uidvalidity=8)
+    assert first[1] and not again[1] and not moved[1]
+    assert first[0] == again[0] == moved[0]
+    assert db.mailbox_position("box") == (7, 1)
+
+
+def test_a_message_is_claimed_by_one_worker_and_a_dead_claim_expires(
+    db: Database, tmp_path: Path
+) -> None:
+    message_id, _ = keep(db, Archive(tmp_path), b"x", uid=1)
+    assert db.claim_message(message_id, NOW, stale=timedelta(minutes=10)) is not None
+    assert db.claim_message(message_id, NOW, stale=timedelta(minutes=10)) is None
+    assert (
+        db.claim_message(message_id, NOW + timedelta(minutes=11), stale=timedelta(minutes=10))
+        is not None
+    )
+
+
+def test_filing_writes_files_rows_and_one_outbox_row_in_one_commit(
+    db: Database, tmp_path: Path
+) -> None:
+    archive = Archive(tmp_path)
+    message_id, _ = keep(db, archive, b"x", uid=1)
+    db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+    outbox = db.finish_message(
+        archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10
+    )
+    assert len(outbox) == 1
+    (sub,) = db.submissions_of(message_id)
+    assert sub.reference == f"CCM-2017-{sub.id:05d}"
+    folder = tmp_path / sub.folder
+    assert sorted(p.name for p in folder.iterdir()) == ["original.eml", "passwd"]
+    assert folder.is_relative_to(tmp_path / "filed" / "FRA France" / "delegation")
+    # Finishing again (a retried task) changes nothing.
+    assert (
+        db.finish_message(archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10)
+        == []
+    )
+    assert len(db.outbox_rows()) == 1
+
+
+def test_a_failed_commit_leaves_no_files_behind(db: Database, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    message_id, _ = keep(db, archive, b"x", uid=1)
+    db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+
+    def broken(reference: str, planned: PlannedSubmission, stored: object) -> Outgoing:
+        raise RuntimeError("composition failed")
+
+    with pytest.raises(RuntimeError):
+        db.finish_message(archive, message_id, filed(), broken, now=NOW, ack_limit_per_hour=10)
+    assert not (tmp_path / "filed").exists() or not any((tmp_path / "filed").rglob("*.eml"))
+    assert db.submissions_of(message_id) == []
+
+
+def test_acknowledgements_beyond_the_rate_limit_are_recorded_as_suppressed(
+    db: Database, tmp_path: Path
+) -> None:
+    archive = Archive(tmp_path)
+    queued = []
+    for uid in range(1, 5):
+        message_id, _ = keep(db, archive, f"mail {uid}".encode(), uid=uid)
+        db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+        queued += db.finish_message(
+            archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=2
+        )
+    assert len(queued) == 2
+    assert [r.status for r in db.outbox_rows()] == [
+        "pending",
+        "pending",
+        "suppressed",
+        "suppressed",
+    ]
+
+
+def test_an_outbox_row_is_claimed_once_and_a_stuck_send_is_retried_later(
+    db: Database, tmp_path: Path
+) -> None:
+    archive = Archive(tmp_path)
+    message_id, _ = keep(db, archive, b"x", uid=1)
+    db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+    (outbox_id,) = db.finish_message(
+        archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10
+    )
+    assert db.claim_outbox(outbox_id, NOW) is not None
+    assert db.claim_outbox(outbox_id, NOW) is None
+    assert db.due_outbox(NOW) == []
+    assert db.due_outbox(NOW + timedelta(minutes=11)) == [outbox_id]
+    db.outbox_sent(outbox_id, NOW)
+    assert db.claim_outbox(outbox_id, NOW + timedelta(days=1)) is None
+
+
+@pytest.mark.parametrize(
+    ("wanted", "safe"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("C:\\TEMP\\nsmail.png", "nsmail.png"),
+        ("report\r\n.pdf", "report_.pdf"),
+        ("..", "file"),
+        ("", "file"),
+        ("." * 5 + "hidden", "hidden"),
+    ],
+)
+def test_file_names_cannot_escape_or_hide(wanted: str, safe: str, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    (stored,) = archive.file_folder("filed/X/y", [(wanted, b"data")])
+    assert stored.name == safe_component(wanted)
+    path = tmp_path / "filed/X/y" / stored.name
+    assert path.read_bytes() == b"data" and path.parent == tmp_path / "filed/X/y"
+    assert stored.name == safe
+
+
+def test_long_names_keep_their_extension_and_clashing_names_are_numbered(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    stored = archive.file_folder(
+        "f", [("a" * 300 + ".pdf", b"1"), ("list.pdf", b"2"), ("LIST.pdf", b"3")]
+    )
+    assert stored[0].name.endswith(".pdf") and len(stored[0].name) <= 120
+    assert [s.name for s in stored[1:]] == ["list.pdf", "LIST (2).pdf"]
+    assert stored[2].sha256 == hashlib.sha256(b"3").hexdigest()
+
+
+def test_a_folder_outside_the_archive_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArchiveError):
+        Archive(tmp_path / "archive").file_folder("../outside", [("x", b"")])

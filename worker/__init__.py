@@ -1,0 +1,1 @@
+"""The Celery app and the edges of ccm-intake: IMAP, SMTP, the database and the archive."""

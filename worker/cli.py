@@ -1,0 +1,202 @@
+"""`ccm-intake`: run the service, poll once, dry-run the classifier, see what is filed, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from config.settings import ConfigError, Settings, load_settings
+
+cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+out = Console(soft_wrap=True)  # long paths and reasons stay on one line
+err = Console(stderr=True)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+    logging.getLogger("mailparser").setLevel(logging.WARNING)  # ~90 DEBUG lines per message
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        err.print(f"ccm-intake: configuration error: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@cli.command()
+def run(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    beat: Annotated[bool, typer.Option(help="Run the scheduler in this worker.")] = True,
+    beat_only: Annotated[bool, typer.Option(help="Run only the scheduler.")] = False,
+    loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Run the worker (and, by default, the scheduler that polls the inbox)."""
+    settings = settings_or_exit()
+    from worker.runtime import build_context
+
+    try:
+        build_context(settings)  # creates the schema and the data directory, fails early
+    except Exception as exc:  # noqa: BLE001 - any failure here is reported in one line
+        err.print(
+            f"ccm-intake: cannot open the database or archive: {exc}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2) from None
+    setup_logging(loglevel)
+    from worker.app import app
+
+    if beat_only:
+        app.start(["beat", f"--loglevel={loglevel}", "--scheduler", "celery.beat:Scheduler"])
+        return
+    argv = [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency}",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    if beat:
+        # The in-memory scheduler: no schedule file in the working directory.
+        argv += ["--beat", "--scheduler", "celery.beat:Scheduler"]
+    app.worker_main(argv)
+
+
+@cli.command()
+def poll() -> None:
+    """Poll the inbox once now, process what came in and send what is due — no broker needed."""
+    settings = settings_or_exit()
+    setup_logging()
+    from worker import intake, mailer, processing
+    from worker.mailbox import MailboxError
+    from worker.runtime import build_context
+
+    ctx = build_context(settings)
+    try:
+        result = intake.poll_once(ctx)
+    except MailboxError as exc:
+        err.print(f"ccm-intake: {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(f"poll: {result}", highlight=False)
+    for message_id in result.new + result.unfinished:
+        out.print(processing.process_message(ctx, message_id).summary, highlight=False)
+    out.print(f"outbox: {mailer.send_due(ctx.db, ctx.settings)}", highlight=False)
+    actions, copies = intake.sync_mailbox(ctx)
+    out.print(f"mailbox: {actions} actions, {copies} copies to Sent", highlight=False)
+
+
+@cli.command()
+def classify(
+    files: Annotated[list[Path], typer.Argument(help=".eml files", exists=True, dir_okay=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+) -> None:
+    """Dry run: what would be decided for each .eml file. No database, no network, no writes."""
+    from config.registry import load_directory, load_registry
+    from parsers.analysis import analyse
+    from parsers.message import UnparseableMessage
+
+    try:
+        settings = load_settings()
+        own: tuple[str, ...] = (settings.service_address, settings.secretary_address)
+        threshold = settings.state_threshold
+    except ConfigError:
+        own, threshold = ("ccm@unog.ch",), 0.75
+    registry, directory = load_registry(), load_directory()
+    results: list[dict[str, object]] = []
+    for path in files:
+        try:
+            analysis = analyse(
+                path.read_bytes(),
+                registry=registry,
+                directory=directory,
+                own_addresses=own,
+                threshold=threshold,
+            )
+        except UnparseableMessage as exc:
+            results.append(
+                {
+                    "file": str(path),
+                    "state": None,
+                    "kind": None,
+                    "kinds": [],
+                    "confidence": 0.0,
+                    "ack": False,
+                    "review": False,
+                    "outcome": "quarantine",
+                    "reason": f"unreadable message: {exc}",
+                    "evidence": [],
+                }
+            )
+            continue
+        results.append({"file": str(path), **analysis.summary()})
+    if as_json:
+        for record in results:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return
+    table = Table("file", "state", "kind(s)", "conf.", "ack", "outcome", "reason")
+    for r in results:
+        kinds = r.get("kinds") or [r.get("kind")]
+        assert isinstance(kinds, list)
+        table.add_row(
+            Path(str(r["file"])).name,
+            str(r["state"] or "—"),
+            ", ".join(map(str, kinds)),
+            f"{r['confidence']}",
+            "yes" if r["ack"] else "no",
+            str(r["outcome"]),
+            str(r["reason"]),
+        )
+    out.print(table)
+
+
+@cli.command()
+def status() -> None:
+    """What is filed, per State, and where the other messages stand."""
+    settings = settings_or_exit()
+    from worker.runtime import build_context
+
+    ctx = build_context(settings)
+    table = Table("State", "kind", "submissions", "latest received (UTC)", title="Filed")
+    for iso3, kind, count, latest in ctx.db.filed_by_state():
+        try:
+            name = f"{iso3} {ctx.registry.get(iso3).name_en}"
+        except KeyError:
+            name = iso3
+        table.add_row(name, kind, str(count), latest.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+    counts = ctx.db.status_counts()
+    out.print("messages: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+    sent = ctx.db.outbox_counts()
+    out.print("outbox: " + (", ".join(f"{k} {v}" for k, v in sorted(sent.items())) or "empty"))
+    out.print(f"database: {settings.db_url}\narchive: {settings.archive_path}", highlight=False)
+
+
+@cli.command()
+def demo(
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 120.0,
+) -> None:
+    """Run everything on embedded servers with sample mission mails, and show what happens."""
+    from worker.demo import run_demo
+
+    raise typer.Exit(run_demo(out, timeout=timeout))
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Outgoing mail, rendered from ``templates/<name>.<lang>.{subject,body}.txt``.
+
+Rendering is pure: values in, bytes out. Sending is ``mailer``'s business.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, formataddr
+from functools import cache
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+LANGUAGES = ("en", "fr", "es")
+GENEVA = ZoneInfo("Europe/Zurich")
+
+KIND_LABELS = {
+    "delegation": {
+        "en": "Details of delegation",
+        "fr": "Composition de la délégation",
+        "es": "Composición de la delegación",
+    },
+    "article7": {
+        "en": "Article 7 transparency report",
+        "fr": "Rapport de transparence au titre de l'article 7",
+        "es": "Informe de transparencia en virtud del artículo 7",
+    },
+    "other": {"en": "Correspondence", "fr": "Correspondance", "es": "Correspondencia"},
+}
+
+
+@cache
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("worker", "templates"),
+        undefined=StrictUndefined,  # a missing value is a bug, not an empty line in a mail
+        keep_trailing_newline=True,
+        autoescape=False,  # noqa: S701 - plain-text mail, never HTML
+    )
+
+
+def render(name: str, lang: str, **values: object) -> tuple[str, str]:
+    """(subject, body) of template ``name`` in ``lang`` (English when we have no such language)."""
+    lang = lang if lang in LANGUAGES else "en"
+    env = _templates()
+    subject = env.get_template(f"{name}.{lang}.subject.txt").render(**values)
+    body = env.get_template(f"{name}.{lang}.body.txt").render(**values)
+    return " ".join(subject.split()), body
+
+
+def stable_message_id(key: str, service_address: str) -> str:
+    """The same outbox key always gives the same Message-ID, so a resend is recognisable."""
+    domain = service_address.rpartition("@")[2] or "localhost"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    return f"<ccm.{digest}@{domain}>"
+
+
+def size_text(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    name: str
+    sha256: str
+    size: int
+
+    @property
+    def size_text(self) -> str:
+        return size_text(self.size)
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    recipient: str
+    subject: str
+    message_id: str
+    raw: bytes
+
+
+def compose_ack(
+    *,
+    key: str,
+    lang: str,
+    reference: str,
+    kind: str,
+    state_name: str,
+    received: datetime,
+    files: list[ReceivedFile],
+    recipient: str,
+    original_subject: str,
+    original_message_id: str | None,
+    original_references: tuple[str, ...],
+    service_address: str,
+    service_name: str,
+    now: datetime,
+) -> Outgoing:
+    lang = lang if lang in LANGUAGES else "en"
+    subject, body = render(
+        "ack",
+        lang,
+        reference=reference,
+        kind_label=KIND_LABELS.get(kind, KIND_LABELS["other"])[lang],
+        state_name=state_name,
+        received_local=received.astimezone(GENEVA).strftime("%Y-%m-%d %H:%M"),
+        received_utc=received.strftime("%Y-%m-%d %H:%M"),
+        original_subject=original_subject or "—",
+        files=files,
+        service_address=service_address,
+    )
+    message_id = stable_message_id(key, service_address)
+    msg = EmailMessage()
+    msg["From"] = formataddr((service_name, service_address))
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = message_id
+    if original_message_id:
+        msg["In-Reply-To"] = original_message_id
+        msg["References"] = " ".join([*original_references[-10:], original_message_id])
+    # RFC 3834: we are a robot answering a person; other robots must not answer us.
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Content-Language"] = lang
+    msg["X-CCM-Reference"] = reference
+    msg.set_content(body)
+    # CRLF line ends: the form SMTP and IMAP APPEND both expect, byte for byte.
+    raw = msg.as_bytes(policy=SMTP_POLICY)
+    return Outgoing(recipient=recipient, subject=subject, message_id=message_id, raw=raw)

@@ -1,0 +1,141 @@
+"""Intake: keep every new message of the inbox, then carry out pending mailbox actions.
+
+``poll_once`` holds the first invariant: the raw bytes go to the archive and the row to
+the database in one commit before anything else happens to a message, and the folder's
+last UID moves in that same commit, so a crash at any point loses nothing and a re-poll
+keeps nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from config.settings import Settings
+from parsers.headers import peek
+from worker.mailbox import Inbox, MailboxError, open_inbox
+from worker.runtime import Context
+from worker.store import CLAIM_STALE, utcnow
+
+log = logging.getLogger(__name__)
+
+Opener = Callable[[Settings], AbstractContextManager[Inbox]]
+
+
+@dataclass(frozen=True, slots=True)
+class PollResult:
+    fetched: int = 0
+    new: tuple[int, ...] = ()  # message ids to process
+    duplicates: int = 0
+    uidvalidity_changed: bool = False
+    actions: int = 0
+    copies: int = 0
+    unfinished: tuple[int, ...] = ()  # kept earlier, never finished: process again
+
+    def __str__(self) -> str:
+        text = f"fetched {self.fetched}, new {len(self.new)}, duplicates {self.duplicates}"
+        text += f", mailbox actions {self.actions}, copies to Sent {self.copies}"
+        if self.unfinished:
+            text += f", re-queued {len(self.unfinished)}"
+        if self.uidvalidity_changed:
+            text += " (UIDVALIDITY changed: folder re-read)"
+        return text
+
+
+def poll_once(
+    ctx: Context, *, opener: Opener = open_inbox, now: datetime | None = None
+) -> PollResult:
+    """Fetch and keep what is new in the inbox; apply due mailbox actions."""
+    settings, key = ctx.settings, ctx.settings.mailbox_key
+    fetched = duplicates = 0
+    new: list[int] = []
+    with opener(settings) as inbox:
+        folder = inbox.select(settings.imap_folder)
+        position = ctx.db.mailbox_position(key)
+        changed = position is not None and position[0] != folder.uidvalidity
+        if position is None or changed:
+            ctx.db.reset_mailbox(key, folder.uidvalidity)
+            last_uid = 0
+        else:
+            last_uid = position[1]
+        uids = inbox.uids_after(last_uid)
+        for mail in inbox.fetch_raw(uids):
+            fetched += 1
+            sha, relative = ctx.archive.put_raw(mail.raw)  # the bytes are on disk first
+            head = peek(mail.raw)
+            message_id, created = ctx.db.record_message(
+                mailbox=key,
+                uidvalidity=folder.uidvalidity,
+                uid=mail.uid,
+                internaldate=mail.internaldate,
+                sha256=sha,
+                raw_path=relative,
+                size=len(mail.raw),
+                message_id_header=head.message_id,
+                from_addr=head.from_addr,
+                subject=head.subject,
+            )
+            if created:
+                new.append(message_id)
+            else:
+                duplicates += 1
+        if uids:
+            # UIDs that vanished between SEARCH and FETCH (expunged) are passed over for good.
+            ctx.db.advance_mailbox(key, folder.uidvalidity, max(uids))
+        actions = apply_mailbox_actions(ctx, inbox, folder.uidvalidity)
+        copies = copy_sent_mail(ctx, inbox)
+    grace = timedelta(seconds=settings.retry_grace)  # a message not processed by then lost its task
+    unfinished = ctx.db.unfinished_messages(now or utcnow(), grace=grace, stale=CLAIM_STALE)
+    return PollResult(
+        fetched=fetched,
+        new=tuple(new),
+        duplicates=duplicates,
+        uidvalidity_changed=changed,
+        actions=actions,
+        copies=copies,
+        unfinished=tuple(i for i in unfinished if i not in new),
+    )
+
+
+def sync_mailbox(ctx: Context, *, opener: Opener = open_inbox) -> tuple[int, int]:
+    """Only the mailbox side: apply due actions and copy sent mail. Returns (actions, copies)."""
+    with opener(ctx.settings) as inbox:
+        folder = inbox.select(ctx.settings.imap_folder)
+        return apply_mailbox_actions(ctx, inbox, folder.uidvalidity), copy_sent_mail(ctx, inbox)
+
+
+def apply_mailbox_actions(ctx: Context, inbox: Inbox, uidvalidity: int) -> int:
+    """Move processed messages to their folder (or add their keyword). Returns how many."""
+    done = 0
+    for location_id, uid, target in ctx.db.pending_actions(ctx.settings.mailbox_key, uidvalidity):
+        how, _, what = target.partition(":")
+        try:
+            if how == "keyword":
+                inbox.add_keyword(uid, what)
+            else:
+                inbox.move(uid, inbox.folder_name(*what.split("/")))
+        except MailboxError as exc:
+            if "connection lost" in str(exc):
+                raise  # the next poll carries on where this one stopped
+            log.warning("mailbox action %s for UID %s failed: %s", target, uid, exc)
+            ctx.db.action_done(location_id, error=str(exc))
+            continue
+        ctx.db.action_done(location_id)
+        done += 1
+    return done
+
+
+def copy_sent_mail(ctx: Context, inbox: Inbox) -> int:
+    """Keep a copy of each sent mail in the Sent folder, as a person's mail client would."""
+    folder = ctx.settings.imap_sent_folder
+    if not folder:
+        return 0
+    copies = 0
+    for outbox_id, raw in ctx.db.uncopied_sent():
+        inbox.append(raw, inbox.folder_name(*folder.split("/")), seen=True)
+        ctx.db.mark_copied(outbox_id)
+        copies += 1
+    return copies

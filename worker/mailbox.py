@@ -1,0 +1,197 @@
+"""The IMAP wire. Only this module imports imap_tools or imaplib.
+
+Every failure of the library or the network comes out as ``MailboxError``, which says
+whether trying again later can help.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import re
+import ssl
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
+from imap_tools.errors import ImapToolsError, MailboxLoginError
+from imap_tools.mailbox import BaseMailBox
+
+from config.settings import Security, Settings
+from worker.errors import IntakeError
+
+FETCH_CHUNK = 50  # messages per UID FETCH: bounds memory, keeps round trips few
+
+
+class MailboxError(IntakeError):
+    """The inbox could not be reached or did not do what was asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawMail:
+    uid: int
+    internaldate: datetime
+    raw: bytes
+
+
+_FETCH_HEAD = re.compile(rb"UID (\d+)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]
+
+
+class Inbox:
+    """One logged-in IMAP connection."""
+
+    def __init__(self, box: BaseMailBox, settings: Settings) -> None:
+        self._box = box
+        self._settings = settings
+        self._delimiter: str | None = None
+        self._known_folders: set[str] = set()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def select(self, folder: str) -> FolderState:
+        """Select ``folder`` read-write and say where its UIDs stand."""
+        with _translated(f"select {folder!r}"):
+            status = self._box.folder.status(folder, ["UIDVALIDITY", "UIDNEXT"])
+            self._box.folder.set(folder)
+        return FolderState(uidvalidity=status["UIDVALIDITY"], uidnext=status["UIDNEXT"])
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        with _translated("search"):
+            typ, data = self._box.client.uid("SEARCH", f"UID {last_uid + 1}:*")
+        if typ != "OK":
+            raise MailboxError(f"IMAP UID SEARCH failed: {data!r}")
+        found = (int(x) for x in b" ".join(d for d in data if d).split())
+        # "n:*" always matches the highest UID, even when it is below n.
+        return sorted(uid for uid in found if uid > last_uid)
+
+    def fetch_raw(self, uids: Sequence[int]) -> Iterator[RawMail]:
+        """The exact bytes and INTERNALDATE of each message, without setting \\Seen."""
+        for start in range(0, len(uids), FETCH_CHUNK):
+            chunk = uids[start : start + FETCH_CHUNK]
+            with _translated("fetch"):
+                typ, data = self._box.client.uid(
+                    "FETCH", ",".join(map(str, chunk)), "(UID INTERNALDATE BODY.PEEK[])"
+                )
+            if typ != "OK":
+                raise MailboxError(f"IMAP UID FETCH failed: {data!r}")
+            for item in data:
+                if not isinstance(item, tuple):
+                    continue
+                head, raw = item
+                uid_match = _FETCH_HEAD.search(head)
+                date_match = _INTERNALDATE.search(head)
+                if uid_match is None:
+                    continue
+                yield RawMail(int(uid_match.group(1)), _internaldate(date_match), bytes(raw))
+
+    # -- acting ------------------------------------------------------------------------
+
+    @property
+    def delimiter(self) -> str:
+        if self._delimiter is None:
+            with _translated("list"):
+                folders = self._box.folder.list()
+            self._delimiter = next((f.delim for f in folders if f.delim), "/")
+            self._known_folders = {f.name for f in folders}
+        return self._delimiter
+
+    def folder_name(self, *parts: str) -> str:
+        """Join parts with the server's hierarchy delimiter, keeping it out of each part."""
+        delim = self.delimiter
+        return delim.join(p.replace(delim, "-").strip() for p in parts)
+
+    def ensure_folder(self, folder: str) -> None:
+        if folder in self._known_folders or folder.upper() == "INBOX":
+            return
+        with _translated(f"create {folder!r}"):
+            if not self._box.folder.exists(folder):
+                self._box.folder.create(folder)
+        self._known_folders.add(folder)
+
+    def move(self, uid: int, folder: str) -> None:
+        self.ensure_folder(folder)
+        with _translated(f"move to {folder!r}"):
+            self._box.move(str(uid), folder)
+
+    def add_keyword(self, uid: int, keyword: str) -> None:
+        # Not BaseMailBox.flag(): it EXPUNGEs after every STORE.
+        with _translated("store"):
+            typ, data = self._box.client.uid("STORE", str(uid), "+FLAGS", f"({keyword})")
+        if typ != "OK":
+            raise MailboxError(f"IMAP STORE {keyword} failed: {data!r}")
+
+    def append(self, raw: bytes, folder: str, *, seen: bool = False) -> None:
+        self.ensure_folder(folder)
+        with _translated(f"append to {folder!r}"):
+            self._box.append(raw, folder, flag_set=["\\Seen"] if seen else [])
+
+
+def _internaldate(match: re.Match[bytes] | None) -> datetime:
+    if match is not None:
+        parsed = imaplib.Internaldate2tuple(b'INTERNALDATE "' + match.group(1) + b'"')
+        if parsed is not None:
+            return datetime.fromtimestamp(time.mktime(parsed), UTC)
+    return datetime.now(UTC)  # the server gave none: the time we saw it is the next best
+
+
+@contextmanager
+def _translated(action: str) -> Iterator[None]:
+    try:
+        yield
+    except MailboxError:
+        raise
+    except MailboxLoginError as exc:
+        raise MailboxError(f"IMAP login refused: {_describe(exc)}", permanent=True) from exc
+    except (ImapToolsError, imaplib.IMAP4.error) as exc:
+        raise MailboxError(f"IMAP {action} failed: {_describe(exc)}") from exc
+    except (OSError, EOFError, ssl.SSLError) as exc:
+        raise MailboxError(f"IMAP connection lost during {action}: {_describe(exc)}") from exc
+
+
+@contextmanager
+def open_inbox(settings: Settings) -> Iterator[Inbox]:
+    """Connect and log in; MailboxError names the server and what went wrong."""
+    where = f"{settings.imap_host}:{settings.imap_port}"
+    timeout = settings.imap_timeout
+    try:
+        box: BaseMailBox
+        if settings.imap_security is Security.ssl:
+            box = MailBox(settings.imap_host, settings.imap_port, timeout=timeout)
+        elif settings.imap_security is Security.starttls:
+            box = MailBoxStartTls(settings.imap_host, settings.imap_port, timeout=timeout)
+        else:
+            box = MailBoxUnencrypted(settings.imap_host, settings.imap_port, timeout=timeout)
+    except (TimeoutError, OSError, imaplib.IMAP4.error, ssl.SSLError) as exc:
+        raise MailboxError(f"IMAP server {where} unreachable: {_describe(exc)}") from exc
+    try:
+        try:
+            box.login(
+                settings.imap_user, settings.imap_password.get_secret_value(), initial_folder=None
+            )
+        except MailboxLoginError as exc:
+            raise MailboxError(
+                f"IMAP login as {settings.imap_user!r} at {where} refused: {_describe(exc)}",
+                permanent=True,
+            ) from exc
+        except (ImapToolsError, imaplib.IMAP4.error, OSError) as exc:
+            raise MailboxError(f"IMAP login at {where} failed: {_describe(exc)}") from exc
+        yield Inbox(box, settings)
+    finally:
+        # The connection is going away either way.
+        with contextlib.suppress(ImapToolsError, imaplib.IMAP4.error, OSError):
+            box.logout()

@@ -1,0 +1,187 @@
+"""Processing one kept message: analyse it, file it, queue its acknowledgement.
+
+Plain functions over a ``Context``; the Celery task and the CLI call them the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from parsers.analysis import FILE, REVIEW, Analysis, analyse
+from parsers.message import UnparseableMessage
+from worker.compose import Outgoing, ReceivedFile, compose_ack
+from worker.runtime import Context
+from worker.store import (
+    CLAIM_STALE,
+    Message,
+    Outcome,
+    PlannedSubmission,
+    Status,
+    StoredFile,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+FOLDERS = {
+    Status.needs_review: "Needs review",
+    Status.not_submission: "Not submissions",
+    Status.quarantined: "Quarantine",
+}
+KEYWORDS = {
+    Status.filed: "$CCM-Filed",
+    Status.needs_review: "$CCM-Review",
+    Status.not_submission: "$CCM-NotSubmission",
+    Status.quarantined: "$CCM-Quarantine",
+}
+
+
+def target_for(ctx: Context, status: Status, state_name: str | None = None) -> str:
+    """'folder:Filed/France' or 'keyword:$CCM-Filed', as the settings ask."""
+    if ctx.settings.mailbox_action.value == "keyword":
+        return f"keyword:{KEYWORDS[status]}"
+    if status is Status.filed:
+        return f"folder:Filed/{state_name}"
+    return f"folder:{FOLDERS[status]}"
+
+
+@dataclass(frozen=True, slots=True)
+class Processed:
+    summary: str
+    outbox_ids: tuple[int, ...] = ()  # acknowledgements to send now
+
+
+def process_message(ctx: Context, message_id: int, *, now: datetime | None = None) -> Processed:
+    """Process one message once: claim it, decide, file, queue acknowledgements, commit."""
+    now = now or utcnow()
+    row = ctx.db.claim_message(message_id, now, stale=CLAIM_STALE)
+    if row is None:
+        return Processed(f"message {message_id}: already processed or being processed")
+    try:
+        raw = ctx.archive.read(row.raw_path)
+    except OSError as exc:
+        # The bytes were committed before the row: this is a damaged archive, not bad mail.
+        ctx.db.release_message(message_id)
+        raise RuntimeError(f"message {message_id}: archive file unreadable: {exc}") from exc
+    analysis: Analysis | None = None
+    try:
+        analysis = analyse(
+            raw,
+            registry=ctx.registry,
+            directory=ctx.directory,
+            own_addresses=(ctx.settings.service_address, ctx.settings.secretary_address),
+            threshold=ctx.settings.state_threshold,
+        )
+    except UnparseableMessage as exc:
+        outcome = _quarantine(ctx, f"unreadable message: {exc}")
+    except Exception as exc:
+        log.exception("message %s: analysis failed", message_id)
+        outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
+    else:
+        outcome = plan(ctx, analysis, raw)
+
+    def ack(
+        reference: str, planned: PlannedSubmission, stored: list[StoredFile]
+    ) -> Outgoing | None:
+        return _compose_ack(ctx, row, analysis, reference, planned, stored, now)
+
+    outbox_ids = ctx.db.finish_message(
+        ctx.archive,
+        message_id,
+        outcome,
+        ack,
+        now=now,
+        ack_limit_per_hour=ctx.settings.ack_rate_limit,
+    )
+    summary = f"message {message_id}: {outcome.status.value}"
+    if outcome.state_iso3:
+        summary += f" {outcome.state_iso3}"
+    if outcome.submissions:
+        summary += f" ({', '.join(p.kind for p in outcome.submissions)})"
+    summary += f", {len(outbox_ids)} ack(s) queued — {outcome.reason}"
+    log.info(summary)
+    return Processed(summary, tuple(outbox_ids))
+
+
+def _quarantine(ctx: Context, reason: str) -> Outcome:
+    return Outcome(
+        status=Status.quarantined,
+        reason=reason,
+        state_iso3=None,
+        kind=None,
+        language=None,
+        analysis_json=json.dumps({"error": reason}),
+        target=target_for(ctx, Status.quarantined),
+    )
+
+
+def plan(ctx: Context, analysis: Analysis, raw: bytes) -> Outcome:
+    """Turn an analysis into what the store records and files."""
+    if analysis.outcome == FILE and analysis.state.iso3 is not None:
+        status = Status.filed
+        state = ctx.registry.get(analysis.state.iso3)
+        attachments = analysis.message.attachments
+        files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
+        submissions = tuple(
+            PlannedSubmission(
+                kind=kind,
+                state_iso3=state.iso3,
+                state_folder=f"{state.iso3} {state.name_en}",
+                files=files,
+                ack=analysis.ack and kind != "other",
+            )
+            for kind in analysis.kinds
+        )
+        target = target_for(ctx, status, state.name_en)
+    else:
+        status = Status.needs_review if analysis.outcome == REVIEW else Status.not_submission
+        submissions, target = (), target_for(ctx, status)
+    return Outcome(
+        status=status,
+        reason=analysis.reason,
+        # A State is recorded only when it was certain; a review item names none.
+        state_iso3=analysis.state.iso3 if status is not Status.needs_review else None,
+        kind=analysis.kind.kind,
+        language=analysis.language,
+        analysis_json=json.dumps(analysis.summary(), ensure_ascii=False),
+        target=target,
+        submissions=submissions,
+    )
+
+
+def _compose_ack(
+    ctx: Context,
+    row: Message,
+    analysis: Analysis | None,
+    reference: str,
+    planned: PlannedSubmission,
+    stored: list[StoredFile],
+    now: datetime,
+) -> Outgoing | None:
+    if analysis is None:
+        return None
+    msg = analysis.message
+    recipient = (msg.reply_to[0] if msg.reply_to else msg.from_addr).strip()
+    if "@" not in recipient:
+        return None
+    state = ctx.registry.get(planned.state_iso3)
+    return compose_ack(
+        key=f"ack:{reference}",
+        lang=analysis.language,
+        reference=reference,
+        kind=planned.kind,
+        state_name=state.name(analysis.language),
+        received=row.internaldate,
+        files=[ReceivedFile(f.name, f.sha256, f.size) for f in stored if f.name != "original.eml"],
+        recipient=recipient,
+        original_subject=msg.subject,
+        original_message_id=msg.message_id,
+        original_references=msg.references,
+        service_address=ctx.settings.service_address,
+        service_name=ctx.settings.service_name,
+        now=now,
+    )

@@ -1,0 +1,46 @@
+"""What every step needs, built once per process from the settings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from config.registry import load_directory, load_registry
+from config.settings import Settings, load_settings
+from parsers.states import MissionDirectory, StateRegistry
+from worker.store import Archive, Database
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: Settings
+    db: Database
+    archive: Archive
+    registry: StateRegistry
+    directory: MissionDirectory
+
+
+def build_context(settings: Settings) -> Context:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.db_url)
+    db.create_schema()
+    return Context(
+        settings=settings,
+        db=db,
+        archive=Archive(settings.archive_path),
+        registry=load_registry(),
+        directory=load_directory(),
+    )
+
+
+_context: Context | None = None
+_context_pid = -1
+
+
+def get_context() -> Context:
+    """The process's context; settings are read from the environment on first use."""
+    global _context, _context_pid
+    if _context is None or _context_pid != os.getpid():
+        _context = build_context(load_settings())
+        _context_pid = os.getpid()
+    return _context

@@ -1,0 +1,753 @@
+"""The database and the archive folder: the truth of the service.
+
+Only this module opens SQLAlchemy sessions and writes under the archive. The raw
+bytes of every message are kept content-addressed (``raw/ab/<sha256>.eml``); what is
+filed for a State goes under ``filed/<ISO3> <State>/<kind>/<date>_<ref>/``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from worker.compose import Outgoing
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (which keeps none) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Status(enum.StrEnum):
+    """Where a message stands. Every message ends in one of the last four."""
+
+    received = "received"  # kept (raw bytes + row), not processed yet
+    processing = "processing"  # claimed by a worker
+    filed = "filed"  # one or more submissions under a State
+    needs_review = "needs_review"  # unsure: a person decides
+    not_submission = (
+        "not_submission"  # auto-reply, bounce, list mail, correspondence without a State
+    )
+    quarantined = "quarantined"  # could not be read; kept with the reason
+
+
+CLAIM_STALE = timedelta(minutes=10)  # a claimed message whose worker died is taken again
+FINAL = (Status.filed, Status.needs_review, Status.not_submission, Status.quarantined)
+
+
+class MailboxState(Base):
+    """How far the poller has read one folder of one account."""
+
+    __tablename__ = "mailbox_state"
+    mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
+    uidvalidity: Mapped[int] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "message"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    raw_path: Mapped[str] = mapped_column(String(200))
+    internaldate: Mapped[datetime] = mapped_column(UTCDateTime)
+    stored_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(String(20), default=Status.received, index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    message_id_header: Mapped[str | None] = mapped_column(String(998), index=True)
+    from_addr: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(Text, default="")
+    state_iso3: Mapped[str | None] = mapped_column(String(3))
+    kind: Mapped[str | None] = mapped_column(String(20))
+    language: Mapped[str | None] = mapped_column(String(2))
+    analysis: Mapped[str] = mapped_column(Text, default="")  # JSON: the evidence, for review
+    target: Mapped[str | None] = mapped_column(String(400))  # where the mailbox action puts it
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MessageLocation(Base):
+    """Where a message was seen on the server, and what is to be done to it there."""
+
+    __tablename__ = "message_location"
+    __table_args__ = (UniqueConstraint("mailbox", "uidvalidity", "uid"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    mailbox: Mapped[str] = mapped_column(String(400))
+    uidvalidity: Mapped[int] = mapped_column(Integer)
+    uid: Mapped[int] = mapped_column(Integer)
+    target: Mapped[str | None] = mapped_column(
+        String(400)
+    )  # folder, or keyword with mailbox_action=keyword
+    action_state: Mapped[str] = mapped_column(
+        String(10), default="waiting"
+    )  # waiting|pending|done|stale|failed
+    action_error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Submission(Base):
+    __tablename__ = "submission"
+    __table_args__ = (UniqueConstraint("message_id", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    state_iso3: Mapped[str] = mapped_column(String(3), index=True)
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    folder: Mapped[str] = mapped_column(String(400))  # relative to the archive root
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FiledFile(Base):
+    __tablename__ = "filed_file"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    submission_id: Mapped[int] = mapped_column(ForeignKey("submission.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    original_name: Mapped[str] = mapped_column(Text, default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+
+
+class Outbox(Base):
+    """One row per mail we will ever send; ``key`` makes it happen once."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))  # ack | reminder | digest
+    submission_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    message_id_header: Mapped[str] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(12), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    copied_to_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# --- the database ----------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL lets the poller write while workers read; busy_timeout (via timeout=30)
+            # makes concurrent writers wait instead of failing.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    """An engine and its sessions, created lazily per process (Celery forks workers)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pid = -1
+        self._engine: Engine | None = None
+        self._sessions: sessionmaker[Session] | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None or self._pid != os.getpid():
+            self._engine = make_engine(self.url)
+            self._sessions = sessionmaker(self._engine, expire_on_commit=False)
+            self._pid = os.getpid()
+        return self._engine
+
+    def create_schema(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        self.engine  # noqa: B018 - makes the sessionmaker for this process
+        assert self._sessions is not None
+        with self._sessions.begin() as session:
+            yield session
+
+    # -- intake ------------------------------------------------------------------------
+
+    def mailbox_position(self, mailbox: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, last UID kept) for a folder, or None before its first poll."""
+        with self.session() as s:
+            row = s.get(MailboxState, mailbox)
+            return None if row is None else (row.uidvalidity, row.last_uid)
+
+    def reset_mailbox(self, mailbox: str, uidvalidity: int) -> int:
+        """The folder's UIDs changed meaning: start from UID 0; old locations go stale."""
+        with self.session() as s:
+            row = s.get(MailboxState, mailbox)
+            if row is None:
+                s.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=0))
+                return 0
+            row.uidvalidity, row.last_uid, row.updated_at = uidvalidity, 0, utcnow()
+            result = s.execute(
+                update(MessageLocation)
+                .where(
+                    MessageLocation.mailbox == mailbox,
+                    MessageLocation.uidvalidity != uidvalidity,
+                    MessageLocation.action_state.in_(("waiting", "pending")),
+                )
+                .values(action_state="stale")
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def record_message(
+        self,
+        *,
+        mailbox: str,
+        uidvalidity: int,
+        uid: int,
+        internaldate: datetime,
+        sha256: str,
+        raw_path: str,
+        size: int,
+        message_id_header: str | None,
+        from_addr: str,
+        subject: str,
+    ) -> tuple[int, bool]:
+        """Keep one fetched message and advance the folder's last UID, in one commit.
+
+        Returns (message id, True when these bytes are new). The same bytes seen again
+        (re-poll, re-APPEND, a new UIDVALIDITY) add only a location.
+        """
+        with self.session() as s:
+            message = s.scalar(select(Message).where(Message.sha256 == sha256))
+            created = message is None
+            if message is None:
+                message = Message(
+                    sha256=sha256,
+                    size=size,
+                    raw_path=raw_path,
+                    internaldate=internaldate,
+                    message_id_header=(message_id_header or None) and message_id_header[:998],
+                    from_addr=from_addr[:320],
+                    subject=subject,
+                    status=Status.received,
+                )
+                s.add(message)
+                s.flush()
+            known = s.scalar(
+                select(MessageLocation.id).where(
+                    MessageLocation.mailbox == mailbox,
+                    MessageLocation.uidvalidity == uidvalidity,
+                    MessageLocation.uid == uid,
+                )
+            )
+            if known is None:
+                final = message.status in FINAL
+                s.add(
+                    MessageLocation(
+                        message_id=message.id,
+                        mailbox=mailbox,
+                        uidvalidity=uidvalidity,
+                        uid=uid,
+                        target=message.target if final else None,
+                        action_state="pending" if final else "waiting",
+                    )
+                )
+            state = s.get(MailboxState, mailbox)
+            if state is None:
+                s.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=uid))
+            elif state.uidvalidity == uidvalidity and uid > state.last_uid:
+                state.last_uid, state.updated_at = uid, utcnow()
+            return message.id, created
+
+    def advance_mailbox(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
+        with self.session() as s:
+            state = s.get(MailboxState, mailbox)
+            if state is None:
+                s.add(MailboxState(mailbox=mailbox, uidvalidity=uidvalidity, last_uid=last_uid))
+            elif state.uidvalidity == uidvalidity and last_uid > state.last_uid:
+                state.last_uid, state.updated_at = last_uid, utcnow()
+
+    def unfinished_messages(
+        self, now: datetime, *, grace: timedelta, stale: timedelta
+    ) -> list[int]:
+        """Messages kept but not processed: their task was lost (broker restart) or died."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Message.id)
+                    .where(
+                        or_(
+                            (Message.status == Status.received)
+                            & (Message.stored_at <= now - grace),
+                            (Message.status == Status.processing)
+                            & (Message.claimed_at <= now - stale),
+                        )
+                    )
+                    .order_by(Message.id)
+                )
+            )
+
+    # -- processing ----------------------------------------------------------------------
+
+    def claim_message(self, message_id: int, now: datetime, *, stale: timedelta) -> Message | None:
+        """Take a message for processing; None when it is done or another worker has it."""
+        with self.session() as s:
+            result = s.execute(
+                update(Message)
+                .where(
+                    Message.id == message_id,
+                    or_(
+                        Message.status == Status.received,
+                        (Message.status == Status.processing) & (Message.claimed_at <= now - stale),
+                    ),
+                )
+                .values(status=Status.processing, claimed_at=now)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return s.get(Message, message_id)
+
+    def release_message(self, message_id: int) -> None:
+        """Give a claimed message back (processing failed in a way a retry may fix)."""
+        with self.session() as s:
+            s.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == Status.processing)
+                .values(status=Status.received, claimed_at=None)
+            )
+
+    def finish_message(
+        self,
+        archive: Archive,
+        message_id: int,
+        outcome: Outcome,
+        compose_ack: Callable[[str, PlannedSubmission, list[StoredFile]], Outgoing | None],
+        *,
+        now: datetime,
+        ack_limit_per_hour: int,
+    ) -> list[int]:
+        """Record an outcome, file its submissions and queue their acknowledgements — one commit.
+
+        Returns the ids of the outbox rows to send. If the commit fails, the folders written
+        for it are removed again, so nothing is filed that the database does not know.
+        """
+        written: list[str] = []
+        try:
+            with self.session() as s:
+                message = s.get(Message, message_id)
+                if message is None or message.status != Status.processing:
+                    return []
+                outbox: list[Outbox] = []
+                for planned in outcome.submissions:
+                    sub = Submission(
+                        message_id=message_id,
+                        kind=planned.kind,
+                        state_iso3=planned.state_iso3,
+                        reference="pending",
+                        received_at=message.internaldate,
+                        folder="",
+                    )
+                    s.add(sub)
+                    s.flush()
+                    sub.reference = f"CCM-{message.internaldate.year}-{sub.id:05d}"
+                    date = message.internaldate.astimezone(UTC).strftime("%Y-%m-%d")
+                    state_folder = safe_component(planned.state_folder)
+                    sub.folder = f"filed/{state_folder}/{planned.kind}/{date}_{sub.reference}"
+                    written.append(sub.folder)
+                    stored = archive.file_folder(sub.folder, planned.files)
+                    for f in stored:
+                        s.add(
+                            FiledFile(
+                                submission_id=sub.id,
+                                name=f.name,
+                                original_name=f.original_name,
+                                sha256=f.sha256,
+                                size=f.size,
+                            )
+                        )
+                    ack = compose_ack(sub.reference, planned, stored) if planned.ack else None
+                    if ack is None:
+                        continue
+                    row = Outbox(
+                        key=f"ack:{sub.reference}",
+                        purpose="ack",
+                        submission_id=sub.id,
+                        recipient=ack.recipient,
+                        subject=ack.subject,
+                        message_id_header=ack.message_id,
+                        raw=ack.raw,
+                        next_attempt_at=now,
+                    )
+                    if self._acks_in_last_hour(s, ack.recipient, now) >= ack_limit_per_hour:
+                        row.status, row.last_error = "suppressed", "per-sender rate limit reached"
+                    s.add(row)
+                    s.flush()
+                    outbox.append(row)
+                message.status = outcome.status
+                message.reason = outcome.reason[:2000]
+                message.state_iso3 = outcome.state_iso3
+                message.kind = outcome.kind
+                message.language = outcome.language
+                message.analysis = outcome.analysis_json
+                message.target = outcome.target
+                message.processed_at = now
+                s.execute(
+                    update(MessageLocation)
+                    .where(
+                        MessageLocation.message_id == message_id,
+                        MessageLocation.action_state == "waiting",
+                    )
+                    .values(target=outcome.target, action_state="pending")
+                )
+                return [row.id for row in outbox if row.status == "pending"]
+        except BaseException:
+            for folder in written:
+                archive.remove_folder(folder)
+            raise
+
+    @staticmethod
+    def _acks_in_last_hour(s: Session, recipient: str, now: datetime) -> int:
+        return int(
+            s.scalar(
+                select(func.count(Outbox.id)).where(
+                    Outbox.recipient == recipient,
+                    Outbox.purpose == "ack",
+                    Outbox.status != "suppressed",
+                    Outbox.created_at >= now - timedelta(hours=1),
+                )
+            )
+            or 0
+        )
+
+    # -- mailbox actions --------------------------------------------------------------------
+
+    def pending_actions(self, mailbox: str, uidvalidity: int) -> list[tuple[int, int, str]]:
+        """(location id, UID, target) of messages whose mailbox action is due in this folder."""
+        with self.session() as s:
+            rows = s.execute(
+                select(MessageLocation.id, MessageLocation.uid, MessageLocation.target).where(
+                    MessageLocation.mailbox == mailbox,
+                    MessageLocation.uidvalidity == uidvalidity,
+                    MessageLocation.action_state == "pending",
+                )
+            )
+            return [(i, uid, target or "") for i, uid, target in rows]
+
+    def action_done(self, location_id: int, error: str = "") -> None:
+        with self.session() as s:
+            s.execute(
+                update(MessageLocation)
+                .where(MessageLocation.id == location_id)
+                .values(action_state="failed" if error else "done", action_error=error[:2000])
+            )
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def due_outbox(self, now: datetime, *, stale: timedelta = timedelta(minutes=10)) -> list[int]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Outbox.id)
+                    .where(
+                        or_(
+                            (Outbox.status == "pending") & (Outbox.next_attempt_at <= now),
+                            (Outbox.status == "sending") & (Outbox.claimed_at <= now - stale),
+                        )
+                    )
+                    .order_by(Outbox.id)
+                    .limit(200)
+                )
+            )
+
+    def claim_outbox(
+        self, outbox_id: int, now: datetime, *, stale: timedelta = timedelta(minutes=10)
+    ) -> Outbox | None:
+        """Take one outbox row for sending. A row stuck in 'sending' (its worker died between
+        SMTP and the commit) is taken again after ``stale``: the only window in which a mail
+        can go out twice, and then with the same Message-ID."""
+        with self.session() as s:
+            result = s.execute(
+                update(Outbox)
+                .where(
+                    Outbox.id == outbox_id,
+                    or_(
+                        (Outbox.status == "pending") & (Outbox.next_attempt_at <= now),
+                        (Outbox.status == "sending") & (Outbox.claimed_at <= now - stale),
+                    ),
+                )
+                .values(status="sending", claimed_at=now, attempts=Outbox.attempts + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return s.get(Outbox, outbox_id)
+
+    def outbox_sent(self, outbox_id: int, when: datetime) -> None:
+        with self.session() as s:
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id)
+                .values(status="sent", sent_at=when, last_error="")
+            )
+
+    def outbox_failed(self, outbox_id: int, error: str, *, retry_at: datetime | None) -> None:
+        with self.session() as s:
+            values: dict[str, Any] = {"last_error": error[:2000]}
+            if retry_at is None:
+                values["status"] = "failed"
+            else:
+                values.update(status="pending", next_attempt_at=retry_at, claimed_at=None)
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
+
+    def uncopied_sent(self, limit: int = 50) -> list[tuple[int, bytes]]:
+        with self.session() as s:
+            rows = s.execute(
+                select(Outbox.id, Outbox.raw)
+                .where(Outbox.status == "sent", Outbox.copied_to_sent.is_(False))
+                .order_by(Outbox.id)
+                .limit(limit)
+            )
+            return [(i, raw) for i, raw in rows]
+
+    def mark_copied(self, outbox_id: int) -> None:
+        with self.session() as s:
+            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(copied_to_sent=True))
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def status_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(
+                select(Message.status, func.count(Message.id)).group_by(Message.status)
+            )
+            return {status: int(n) for status, n in rows}
+
+    def filed_by_state(self) -> list[tuple[str, str, int, datetime]]:
+        """(ISO3, kind, submissions, latest received) for every State with something filed."""
+        with self.session() as s:
+            rows = s.execute(
+                select(
+                    Submission.state_iso3,
+                    Submission.kind,
+                    func.count(Submission.id),
+                    func.max(Submission.received_at),
+                )
+                .group_by(Submission.state_iso3, Submission.kind)
+                .order_by(Submission.state_iso3, Submission.kind)
+            )
+            return [(iso3, kind, int(n), _aware(latest)) for iso3, kind, n, latest in rows]
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.session() as s:
+            rows = s.execute(select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status))
+            return {status: int(n) for status, n in rows}
+
+    def recent_messages(self, limit: int = 50) -> list[Message]:
+        with self.session() as s:
+            return list(s.scalars(select(Message).order_by(Message.id.desc()).limit(limit)))
+
+    def submissions_of(self, message_id: int) -> list[Submission]:
+        with self.session() as s:
+            return list(s.scalars(select(Submission).where(Submission.message_id == message_id)))
+
+    def outbox_rows(self) -> list[Outbox]:
+        with self.session() as s:
+            return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+    def dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+def _aware(value: datetime | str) -> datetime:
+    # func.max() bypasses the column type on SQLite and returns the stored text.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+# --- what processing hands to the store ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSubmission:
+    kind: str
+    state_iso3: str
+    state_folder: str  # "<ISO3> <State name>"
+    files: list[tuple[str, bytes]]  # (wanted name, bytes): the original .eml first
+    ack: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: Status
+    reason: str
+    state_iso3: str | None
+    kind: str | None
+    language: str | None
+    analysis_json: str
+    target: str | None
+    submissions: tuple[PlannedSubmission, ...] = ()
+
+
+# --- the archive -------------------------------------------------------------------
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+
+
+def safe_component(text: str, *, limit: int = 120, fallback: str = "file") -> str:
+    """One path component that cannot escape its folder or upset a file system."""
+    text = unicodedata.normalize("NFC", text)
+    # A name that carries a path ("../../etc/passwd", "C:\\TEMP\\x.png") keeps its last part.
+    text = next((part for part in reversed(re.split(r"[/\\]", text)) if part.strip(". ")), "")
+    text = _UNSAFE.sub("_", text).strip().lstrip(".").strip()
+    if len(text) > limit:
+        stem, dot, ext = text.rpartition(".")
+        text = (
+            (stem[: limit - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else text[:limit]
+        )
+    return text or fallback
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    name: str
+    original_name: str
+    sha256: str
+    size: int
+
+
+class ArchiveError(Exception):
+    pass
+
+
+class Archive:
+    """The folder that holds raw messages and filed submissions."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def _inside(self, relative: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise ArchiveError(f"path escapes the archive: {relative!r}")
+        return path
+
+    def _write_atomic(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_raw(self, raw: bytes) -> tuple[str, str]:
+        """Keep the bytes of a message; returns (sha256, relative path). Idempotent."""
+        sha = hashlib.sha256(raw).hexdigest()
+        relative = f"raw/{sha[:2]}/{sha}.eml"
+        path = self._inside(relative)
+        if not (path.exists() and path.stat().st_size == len(raw)):
+            self._write_atomic(path, raw)
+        return sha, relative
+
+    def read(self, relative: str) -> bytes:
+        return self._inside(relative).read_bytes()
+
+    def file_folder(self, relative_folder: str, files: list[tuple[str, bytes]]) -> list[StoredFile]:
+        """Write ``files`` (wanted name, bytes) into one folder; names made safe and unique."""
+        folder = self._inside(relative_folder)
+        stored: list[StoredFile] = []
+        used: set[str] = set()
+        for wanted, data in files:
+            name = safe_component(wanted)
+            stem, dot, ext = name.rpartition(".")
+            if not dot:
+                stem, ext = name, ""
+            n = 1
+            while name.casefold() in used:
+                n += 1
+                name = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
+            used.add(name.casefold())
+            self._write_atomic(self._inside(f"{relative_folder}/{name}"), data)
+            stored.append(StoredFile(name, wanted, hashlib.sha256(data).hexdigest(), len(data)))
+        if not files:
+            folder.mkdir(parents=True, exist_ok=True)
+        return stored
+
+    def remove_folder(self, relative_folder: str) -> None:
+        """Undo a filing whose transaction failed (best effort; files only, then the folder)."""
+        folder = self._inside(relative_folder)
+        if folder.is_dir():
+            for child in folder.iterdir():
+                child.unlink(missing_ok=True)
+            folder.rmdir()
