@@ -129,6 +129,8 @@ def folder_subjects(imap: Any, user: str, password: str) -> dict[str, list[str]]
     found: dict[str, list[str]] = {}
     with MailBoxUnencrypted(imap.host, imap.port).login(user, password, initial_folder=None) as box:
         for info in box.folder.list():
+            if "\\Noselect" in info.flags or "\\NonExistent" in info.flags:
+                continue  # a parent such as "Filed" that holds no mail itself
             box.folder.set(info.name)
             found[info.name] = [m.subject for m in box.fetch(mark_seen=False, bulk=True)]
     return found

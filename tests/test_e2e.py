@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 
 from config.settings import load_settings
 from tests.app import WorkerProcess, append, folder_subjects, service_env, wait_until
-from worker.samples import france_delegation, out_of_office
+from worker.samples import bounce, france_delegation, out_of_office
 
 pytestmark = pytest.mark.slow
 
@@ -123,7 +123,7 @@ def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_onc
     assert len(smtp.messages) == 1
 
 
-def test_an_auto_reply_is_kept_and_left_unanswered(
+def test_an_auto_reply_and_a_bounce_are_kept_as_not_submissions_and_left_unanswered(
     tmp_path: Path, dovecot: Any, account: tuple[str, str], broker: str, smtp: Any, sqlite_url: str
 ) -> None:
     user, password = account
@@ -137,13 +137,20 @@ def test_an_auto_reply_is_kept_and_left_unanswered(
         imap_password=password,
         smtp_port=smtp.port,
     )
+    automatic = [out_of_office(datetime.now(UTC)), bounce(datetime.now(UTC))]
+
+    def not_submissions() -> list[str]:
+        return folder_subjects(dovecot, user, password).get("Not submissions", [])
+
     with WorkerProcess(env, tmp_path / "worker.log"):
-        append(dovecot, user, password, out_of_office(datetime.now(UTC)).raw)
-        wait_until(
-            lambda: "Not submissions" in folder_subjects(dovecot, user, password),
-            60,
-            "Not submissions",
-        )
-    assert rows(sqlite_url, "select status from message") == [("not_submission",)]
+        for sample in automatic:
+            append(dovecot, user, password, sample.raw)
+        wait_until(lambda: len(not_submissions()) == 2, 60, "both in Not submissions")
+    assert rows(sqlite_url, "select status from message") == [("not_submission",)] * 2
+    archive = load_settings(env).archive_path
+    for sample in automatic:  # kept, byte for byte
+        sha = hashlib.sha256(sample.raw).hexdigest()
+        assert (archive / "raw" / sha[:2] / f"{sha}.eml").read_bytes() == sample.raw
     assert count(sqlite_url, "select count(*) from submission") == 0
+    assert count(sqlite_url, "select count(*) from outbox") == 0
     assert smtp.messages == []

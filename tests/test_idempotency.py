@@ -112,8 +112,8 @@ def test_a_restarted_context_finishes_what_a_dead_one_kept(
     assert again.new == () and again.unfinished == kept.new
     processing.process_message(fresh, kept.new[0], now=later)
     processing.process_message(dead, kept.new[0], now=later)  # the old claim is gone: no-op
-    mailer.send_due(fresh.db, fresh.settings)
-    mailer.send_due(dead.db, dead.settings)
+    mailer.send_due(fresh.db, fresh.settings, now=later)
+    mailer.send_due(dead.db, dead.settings, now=later)
     assert counts(fresh) == (1, 1, 1)
     assert len(smtp.messages) == 1
 

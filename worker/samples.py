@@ -249,6 +249,43 @@ def unsigned_delegation(when: datetime) -> Sample:
     )
 
 
+def bounce(when: datetime) -> Sample:
+    """A delivery status notification for a mail the secretariat sent (RFC 3464), as Postfix
+    writes one: multipart/report with a human part and a message/delivery-status part."""
+    lines = [
+        "Return-Path: <>",
+        "From: Mail Delivery System <MAILER-DAEMON@mx.mfa.example>",
+        "To: ccm@unog.ch",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {format_datetime(when)}",
+        f"Message-ID: {make_msgid(domain='mx.mfa.example')}",
+        "Auto-Submitted: auto-replied",
+        "MIME-Version: 1.0",
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B0UND"',
+        "",
+        "--B0UND",
+        "Content-Type: text/plain; charset=us-ascii",
+        "",
+        "This is the mail system at host mx.mfa.example.",
+        "I'm sorry to have to inform you that your message could not",
+        "be delivered to one or more recipients.",
+        "",
+        "--B0UND",
+        "Content-Type: message/delivery-status",
+        "",
+        "Reporting-MTA: dns; mx.mfa.example",
+        "",
+        "Final-Recipient: rfc822; old.desk@mfa.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "",
+        "--B0UND--",
+        "",
+    ]
+    raw = "\r\n".join(lines).encode()
+    return Sample("bounce-dsn", raw, "not_submission", None, (), False, when)
+
+
 def demo_samples(when: datetime | None = None) -> list[Sample]:
     when = when or datetime(2017, 8, 14, 9, 30, tzinfo=UTC)
     return [
