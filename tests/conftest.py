@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import pytest
+import redis
 
-try:  # tests/ imported as a package (repo root on sys.path, e.g. `python -m pytest`)
-    from tests import servers
-except ImportError:  # pytest put tests/ itself on sys.path (plain `pytest`)
-    import servers  # type: ignore[no-redef]
+from tests import servers
+from tests.app import service_env
 
 # =============================================================================
 # Real servers on loopback (tests/servers.py). One of each per test session,
@@ -92,3 +91,56 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 # ============================================================ end of server fixtures
+
+
+# ==================================================================== the service itself
+
+
+@pytest.fixture
+def account(dovecot: servers.Dovecot) -> tuple[str, str]:
+    """A fresh mailbox account (user, password) for this test alone."""
+    user = f"ccm{secrets.token_hex(4)}"
+    dovecot.add_user(user, "secret-pw")
+    return user, "secret-pw"
+
+
+@pytest.fixture
+def broker(redis_srv: servers.RedisServer) -> str:
+    """The Redis broker, emptied: no task of an earlier test can reach this one's worker."""
+    client = redis.Redis.from_url(redis_srv.url)
+    client.flushall()
+    client.close()
+    return redis_srv.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The same test on the embedded default and on the production database."""
+    return str(request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url"))
+
+
+@pytest.fixture
+def make_env(
+    tmp_path: Path,
+    dovecot: servers.Dovecot,
+    account: tuple[str, str],
+    broker: str,
+    smtp: servers.SmtpSink,
+) -> Callable[..., dict[str, str]]:
+    """``make_env(db_url, CCM_X=...)``: the environment of a service on this test's servers."""
+    smtp.clear()
+    user, password = account
+
+    def make(db: str, **extra: str) -> dict[str, str]:
+        return service_env(
+            data_dir=tmp_path / "data",
+            db_url=db,
+            broker_url=broker,
+            imap=dovecot,
+            imap_user=user,
+            imap_password=password,
+            smtp_port=smtp.port,
+            **extra,
+        )
+
+    return make

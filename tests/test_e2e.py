@@ -3,45 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from sqlalchemy import create_engine, text
 
 from config.settings import load_settings
-from tests.app import WorkerProcess, append, folder_subjects, service_env, wait_until
+from tests.app import WorkerProcess, append, folder_subjects, wait_until
 from worker.samples import bounce, france_delegation, out_of_office
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def account(dovecot: Any) -> tuple[str, str]:
-    """A fresh mailbox account for this test alone."""
-    user = f"ccm{secrets.token_hex(4)}"
-    dovecot.add_user(user, "secret-pw")
-    return user, "secret-pw"
-
-
-@pytest.fixture
-def broker(redis_srv: Any) -> Iterator[str]:
-    """The Redis broker, emptied: no task of an earlier test can reach this one's worker."""
-    client = redis.Redis.from_url(redis_srv.url)
-    client.flushall()
-    client.close()
-    yield redis_srv.url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
 
 
 def rows(db_url: str, sql: str) -> list[Any]:
@@ -61,19 +34,10 @@ def count(db_url: str, sql: str) -> int:
 
 
 def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_once(
-    tmp_path: Path, dovecot: Any, account: tuple[str, str], broker: str, smtp: Any, db_url: str
+    tmp_path: Path, dovecot: Any, account: tuple[str, str], smtp: Any, db_url: str, make_env: Any
 ) -> None:
     user, password = account
-    smtp.clear()
-    env = service_env(
-        data_dir=tmp_path / "data",
-        db_url=db_url,
-        broker_url=broker,
-        imap=dovecot,
-        imap_user=user,
-        imap_password=password,
-        smtp_port=smtp.port,
-    )
+    env = make_env(db_url)
     sample = france_delegation(datetime.now(UTC))
     with WorkerProcess(env, tmp_path / "worker.log") as worker:
         append(dovecot, user, password, sample.raw)
@@ -124,19 +88,15 @@ def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_onc
 
 
 def test_an_auto_reply_and_a_bounce_are_kept_as_not_submissions_and_left_unanswered(
-    tmp_path: Path, dovecot: Any, account: tuple[str, str], broker: str, smtp: Any, sqlite_url: str
+    tmp_path: Path,
+    dovecot: Any,
+    account: tuple[str, str],
+    smtp: Any,
+    sqlite_url: str,
+    make_env: Any,
 ) -> None:
     user, password = account
-    smtp.clear()
-    env = service_env(
-        data_dir=tmp_path / "data",
-        db_url=sqlite_url,
-        broker_url=broker,
-        imap=dovecot,
-        imap_user=user,
-        imap_password=password,
-        smtp_port=smtp.port,
-    )
+    env = make_env(sqlite_url)
     automatic = [out_of_office(datetime.now(UTC)), bounce(datetime.now(UTC))]
 
     def not_submissions() -> list[str]:

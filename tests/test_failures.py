@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 
 from tests.app import ROOT, WorkerProcess, service_env, wait_until
 from tests.servers import free_port
@@ -51,12 +50,6 @@ def test_a_bad_setting_stops_run_with_one_line_naming_it(
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("ccm-intake: configuration error: ") and says in lines[0]
     assert "Traceback" not in done.stderr + done.stdout
-
-
-@pytest.fixture
-def broker(redis_srv: Any) -> str:
-    redis.Redis.from_url(redis_srv.url).flushall()
-    return str(redis_srv.url)
 
 
 def poll_failures(log: str) -> list[float]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,42 +11,15 @@ import redis
 from imap_tools import MailBoxUnencrypted
 
 from config.settings import load_settings
-from tests.app import WorkerProcess, append, folder_subjects, service_env, wait_until
+from tests.app import WorkerProcess, append, folder_subjects, wait_until
 from worker import intake, mailer, processing
 from worker.runtime import Context, build_context
 from worker.samples import australia_article7, france_delegation
 
 
 @pytest.fixture
-def account(dovecot: Any) -> tuple[str, str]:
-    user = f"ccm{secrets.token_hex(4)}"
-    dovecot.add_user(user, "secret-pw")
-    return user, "secret-pw"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_url"))
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def env(
-    tmp_path: Path, dovecot: Any, account: tuple[str, str], smtp: Any, redis_srv: Any, db_url: str
-) -> Iterator[dict[str, str]]:
-    smtp.clear()
-    user, password = account
-    yield service_env(
-        data_dir=tmp_path / "data",
-        db_url=db_url,
-        broker_url=redis_srv.url,
-        imap=dovecot,
-        imap_user=user,
-        imap_password=password,
-        smtp_port=smtp.port,
-        CCM_RETRY_GRACE="0",
-    )
+def env(db_url: str, make_env: Any) -> dict[str, str]:
+    return dict(make_env(db_url, CCM_RETRY_GRACE="0"))
 
 
 def run_everything(ctx: Context) -> intake.PollResult:

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from config.settings import Settings
 from parsers.headers import peek
-from worker.mailbox import Inbox, MailboxError, open_inbox
+from worker.mailbox import ConnectionLost, Inbox, MailboxError, open_inbox
 from worker.runtime import Context
 from worker.store import CLAIM_STALE, utcnow
 
@@ -117,9 +117,9 @@ def apply_mailbox_actions(ctx: Context, inbox: Inbox, uidvalidity: int) -> int:
                 inbox.add_keyword(uid, what)
             else:
                 inbox.move(uid, inbox.folder_name(*what.split("/")))
+        except ConnectionLost:
+            raise  # the next poll carries on where this one stopped
         except MailboxError as exc:
-            if "connection lost" in str(exc):
-                raise  # the next poll carries on where this one stopped
             log.warning("mailbox action %s for UID %s failed: %s", target, uid, exc)
             ctx.db.action_done(location_id, error=str(exc))
             continue

@@ -30,6 +30,10 @@ class MailboxError(IntakeError):
     """The inbox could not be reached or did not do what was asked."""
 
 
+class ConnectionLost(MailboxError):
+    """The connection broke mid-conversation: nothing more can be done on it."""
+
+
 @dataclass(frozen=True, slots=True)
 class FolderState:
     uidvalidity: int
@@ -157,10 +161,10 @@ def _translated(action: str) -> Iterator[None]:
         raise
     except MailboxLoginError as exc:
         raise MailboxError(f"IMAP login refused: {_describe(exc)}", permanent=True) from exc
+    except (OSError, EOFError, ssl.SSLError, imaplib.IMAP4.abort) as exc:
+        raise ConnectionLost(f"IMAP connection lost during {action}: {_describe(exc)}") from exc
     except (ImapToolsError, imaplib.IMAP4.error) as exc:
         raise MailboxError(f"IMAP {action} failed: {_describe(exc)}") from exc
-    except (OSError, EOFError, ssl.SSLError) as exc:
-        raise MailboxError(f"IMAP connection lost during {action}: {_describe(exc)}") from exc
 
 
 @contextmanager

@@ -89,14 +89,20 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
     ) -> Outgoing | None:
         return _compose_ack(ctx, row, analysis, reference, planned, stored, now)
 
-    outbox_ids = ctx.db.finish_message(
-        ctx.archive,
-        message_id,
-        outcome,
-        ack,
-        now=now,
-        ack_limit_per_hour=ctx.settings.ack_rate_limit,
-    )
+    try:
+        outbox_ids = ctx.db.finish_message(
+            ctx.archive,
+            message_id,
+            outcome,
+            ack,
+            now=now,
+            ack_limit_per_hour=ctx.settings.ack_rate_limit,
+        )
+    except Exception:
+        # Nothing was committed: give the message back so that the next poll re-queues it
+        # at once rather than after the claim goes stale.
+        ctx.db.release_message(message_id)
+        raise
     summary = f"message {message_id}: {outcome.status.value}"
     if outcome.state_iso3:
         summary += f" {outcome.state_iso3}"

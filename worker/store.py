@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -371,14 +372,22 @@ class Database:
                 return None
             return s.get(Message, message_id)
 
-    def release_message(self, message_id: int) -> None:
-        """Give a claimed message back (processing failed in a way a retry may fix)."""
-        with self.session() as s:
-            s.execute(
-                update(Message)
-                .where(Message.id == message_id, Message.status == Status.processing)
-                .values(status=Status.received, claimed_at=None)
-            )
+    def release_message(self, message_id: int) -> bool:
+        """Give a claimed message back (processing failed in a way a retry may fix).
+
+        Best effort: when the database itself is what failed, the claim simply goes stale
+        and the message is taken again after ``CLAIM_STALE``.
+        """
+        try:
+            with self.session() as s:
+                s.execute(
+                    update(Message)
+                    .where(Message.id == message_id, Message.status == Status.processing)
+                    .values(status=Status.received, claimed_at=None)
+                )
+        except SQLAlchemyError:
+            return False
+        return True
 
     def finish_message(
         self,
