@@ -8,6 +8,7 @@ filed for a State goes under ``filed/<ISO3> <State>/<kind>/<date>_<ref>/``.
 from __future__ import annotations
 
 import enum
+import fcntl
 import hashlib
 import os
 import re
@@ -34,6 +35,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -226,7 +228,34 @@ class Database:
         return self._engine
 
     def create_schema(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Bring the schema to the newest migration (a no-op when it is there already).
+
+        Several processes start at once (worker, beat, CLI): a lock makes them migrate one
+        after the other — an advisory lock on PostgreSQL, a file lock beside a SQLite file.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        with self._migration_lock(), self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(7243001)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.migrate-lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -1,0 +1,28 @@
+"""Alembic environment: the schema is worker.store's metadata; the URL comes from the caller."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from worker.store import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes["connection"]
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        # SQLite cannot ALTER most things: batch mode copies the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported: run them against a database")
+run_migrations_online()
