@@ -184,6 +184,32 @@ def status() -> None:
     out.print(f"database: {settings.db_url}\narchive: {settings.archive_path}", highlight=False)
 
 
+db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
+cli.add_typer(db_cli, name="db")
+
+
+@db_cli.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the schema migrations (every command that opens the database does it too)."""
+    settings = settings_or_exit()
+    from worker.store import Database
+
+    Database(settings.db_url).create_schema()
+    out.print(f"schema up to date: {settings.db_url}", highlight=False)
+
+
+@db_cli.command("revision")
+def db_revision(message: Annotated[str, typer.Argument(help="What the change is.")]) -> None:
+    """For developers: write a migration for what changed in worker/store.py's models.
+
+    Example: CCM_DATA_DIR=/tmp/ccm-mig ccm-intake db revision "add the delegate table"
+    """
+    settings = settings_or_exit()
+    from worker.store import Database
+
+    Database(settings.db_url).new_migration(message)
+
+
 @cli.command()
 def demo(
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 120.0,

@@ -227,6 +227,13 @@ class Database:
             self._pid = os.getpid()
         return self._engine
 
+    def _alembic(self) -> Any:
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        return config
+
     def create_schema(self) -> None:
         """Bring the schema to the newest migration (a no-op when it is there already).
 
@@ -234,15 +241,23 @@ class Database:
         after the other — an advisory lock on PostgreSQL, a file lock beside a SQLite file.
         """
         from alembic import command
-        from alembic.config import Config
 
-        config = Config()
-        config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        config = self._alembic()
         with self._migration_lock(), self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(text("SELECT pg_advisory_xact_lock(7243001)"))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def new_migration(self, message: str) -> None:
+        """Write a migration for what the models changed (against this, up-to-date, database)."""
+        from alembic import command
+
+        self.create_schema()
+        config = self._alembic()
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.revision(config, message=message, autogenerate=True)
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
