@@ -81,6 +81,9 @@ class Settings(BaseModel):
     outbox_interval: float = Field(default=30.0, ge=1)
     mailbox_action: MailboxAction = MailboxAction.move
     state_threshold: float = Field(default=0.75, gt=0, le=1)
+    # Our mail server's name in Authentication-Results (comma-separated if several); a sender
+    # it saw fail SPF/DKIM/DMARC is not trusted. Empty: not checked.
+    authserv_ids: str = ""
     ack_rate_limit: int = Field(default=10, ge=1)  # acknowledgements per sender per hour
     retry_grace: float = Field(
         default=120.0, ge=0
@@ -133,6 +136,10 @@ class Settings(BaseModel):
     @property
     def archive_path(self) -> Path:
         return (self.archive_dir or self.data_dir / "archive").resolve()
+
+    @property
+    def trusted_authserv_ids(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.authserv_ids.split(",") if a.strip())
 
     @property
     def mailbox_key(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from parsers.attachments import Extraction, extract_all
+from parsers.authres import SenderAuth, sender_auth
 from parsers.autoreply import auto_reply_reason
 from parsers.classify import KindResult, classify_kind
 from parsers.evidence import Evidence
@@ -36,6 +37,7 @@ class Analysis:
     kind: KindResult
     language: str
     auto_reason: str | None
+    sender: SenderAuth
     outcome: str  # FILE | REVIEW | NOT_SUBMISSION
     reason: str  # one line, for the log, the digest and the review queue
     ack: bool
@@ -68,6 +70,7 @@ class Analysis:
             "reason": self.reason,
             "language": self.language,
             "auto_reply": self.auto_reason,
+            "sender_auth": self.sender.verdict,
             "candidates": [[iso3, round(score, 3)] for iso3, score in self.state.candidates[:5]],
             "evidence": [e.as_dict() for e in self.evidence],
             "attachments": [
@@ -85,11 +88,17 @@ def analyse(
     directory: MissionDirectory,
     own_addresses: Iterable[str] = (),
     threshold: float = 0.75,
+    authserv_ids: Iterable[str] = (),
 ) -> Analysis:
-    """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no mail."""
+    """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no mail.
+
+    ``authserv_ids`` names our own mail server(s): their Authentication-Results decide
+    whether the sender's address may count as evidence.
+    """
     msg = parse_message(raw)
     extractions = extract_all(msg)
     auto = auto_reply_reason(msg, own_addresses)
+    sender = sender_auth(msg.headers, msg.from_addr, authserv_ids)
     kind = classify_kind(msg, extractions)
     state = identify_state(
         from_addr=msg.from_addr,
@@ -100,16 +109,22 @@ def analyse(
         registry=registry,
         directory=directory,
         threshold=threshold,
+        sender_distrust=None if sender.trusted else sender.detail,
     )
     language = detect_language(" ".join([msg.subject, msg.text[:5000]]))
-    outcome, reason = _decide(auto, state, kind)
+    outcome, reason = _decide(auto, sender, state, kind)
     ack = outcome == FILE and any(k in ACKNOWLEDGED_KINDS for k in kind.kinds)
-    return Analysis(msg, extractions, state, kind, language, auto, outcome, reason, ack)
+    return Analysis(msg, extractions, state, kind, language, auto, sender, outcome, reason, ack)
 
 
-def _decide(auto: str | None, state: StateResult, kind: KindResult) -> tuple[str, str]:
+def _decide(
+    auto: str | None, sender: SenderAuth, state: StateResult, kind: KindResult
+) -> tuple[str, str]:
     if auto is not None:
         return NOT_SUBMISSION, f"automatic mail: {auto}"
+    if not sender.trusted:
+        # Possibly spoofed: never filed under a State, never answered; a person looks.
+        return REVIEW, f"sender failed authentication: {sender.detail}"
     if state.iso3 is not None:
         what = ", ".join(kind.kinds) or "correspondence"
         return FILE, f"{what} from {state.iso3}: {state.reason}"

@@ -778,8 +778,19 @@ def identify_state(
     registry: StateRegistry,
     directory: MissionDirectory,
     threshold: float = 0.75,
+    sender_distrust: str | None = None,
 ) -> StateResult:
-    """Which State sent this mail, with the evidence; None unless the evidence is clear."""
+    """Which State sent this mail, with the evidence; None unless the evidence is clear.
+
+    ``sender_distrust`` says why the sender's address must not count (our mail server saw
+    SPF/DKIM/DMARC fail): then only what the mail itself says can name the State.
+    """
+    distrust: list[Evidence] = []
+    if sender_distrust:
+        distrust.append(
+            Evidence("sender-not-authenticated", f"{from_addr}: {sender_distrust}", 0.0)
+        )
+        from_addr, reply_to = "", ()
     own = own_text(unicodedata.normalize("NFC", body))
     if subject.strip() and not _REPLY_SUBJECT_RE.match(subject):
         own = f"{unicodedata.normalize('NFC', subject.strip())}\n\n{own}"
@@ -806,8 +817,8 @@ def identify_state(
     # Strongest first, grouped by State in candidate order.
     rank = {iso3: i for i, (iso3, _) in enumerate(candidates)}
     ordered = sorted(evidence, key=lambda e: (rank.get(e.target or "", len(rank)), -e.weight))
-
-    sender_note = ""
+    ordered += distrust
+    sender_note = f" (sender not trusted: {sender_distrust})" if sender_distrust else ""
     sender_domain = _domain_of(from_addr)
     unusable = unusable_domain_reason(sender_domain) if sender_domain else None
     if unusable is not None and not any(e.rule.startswith("sender-") for e in evidence):

@@ -105,26 +105,15 @@ def classify(
 ) -> None:
     """Dry run: what would be decided for each .eml file. No database, no network, no writes."""
     from config.registry import load_directory, load_registry
-    from parsers.analysis import analyse
     from parsers.message import UnparseableMessage
+    from worker.runtime import analyse_message
 
-    try:
-        settings = load_settings()
-        own: tuple[str, ...] = (settings.service_address, settings.secretary_address)
-        threshold = settings.state_threshold
-    except ConfigError:
-        own, threshold = ("ccm@unog.ch",), 0.75
+    settings = settings_or_exit()
     registry, directory = load_registry(), load_directory()
     results: list[dict[str, object]] = []
     for path in files:
         try:
-            analysis = analyse(
-                path.read_bytes(),
-                registry=registry,
-                directory=directory,
-                own_addresses=own,
-                threshold=threshold,
-            )
+            analysis = analyse_message(settings, registry, directory, path.read_bytes())
         except UnparseableMessage as exc:
             results.append(
                 {

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from parsers.analysis import FILE, REVIEW, Analysis, analyse
+from parsers.analysis import FILE, REVIEW, Analysis
 from parsers.message import UnparseableMessage
 from worker.compose import Outgoing, ReceivedFile, compose_ack
-from worker.runtime import Context
+from worker.runtime import Context, analyse_message
 from worker.store import (
     CLAIM_STALE,
     Message,
@@ -69,16 +69,10 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
         raise RuntimeError(f"message {message_id}: archive file unreadable: {exc}") from exc
     analysis: Analysis | None = None
     try:
-        analysis = analyse(
-            raw,
-            registry=ctx.registry,
-            directory=ctx.directory,
-            own_addresses=(ctx.settings.service_address, ctx.settings.secretary_address),
-            threshold=ctx.settings.state_threshold,
-        )
+        analysis = analyse_message(ctx.settings, ctx.registry, ctx.directory, raw)
     except UnparseableMessage as exc:
         outcome = _quarantine(ctx, f"unreadable message: {exc}")
-    except Exception as exc:
+    except Exception as exc:  # the one per-message bulkhead: bad input never stops the worker
         log.exception("message %s: analysis failed", message_id)
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:

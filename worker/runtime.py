@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from config.registry import load_directory, load_registry
 from config.settings import Settings, load_settings
+from parsers.analysis import Analysis, analyse
 from parsers.states import MissionDirectory, StateRegistry
 from worker.store import Archive, Database
 
@@ -44,3 +45,17 @@ def get_context() -> Context:
         _context = build_context(load_settings())
         _context_pid = os.getpid()
     return _context
+
+
+def analyse_message(
+    settings: Settings, registry: StateRegistry, directory: MissionDirectory, raw: bytes
+) -> Analysis:
+    """``parsers.analysis.analyse`` with what the settings say; the worker and the CLI share it."""
+    return analyse(
+        raw,
+        registry=registry,
+        directory=directory,
+        own_addresses=(settings.service_address, settings.secretary_address),
+        threshold=settings.state_threshold,
+        authserv_ids=settings.trusted_authserv_ids,
+    )
