@@ -142,9 +142,17 @@ class Settings(BaseModel):
         return tuple(a.strip() for a in self.authserv_ids.split(",") if a.strip())
 
     @property
+    def account_key(self) -> str:
+        """Names the mailbox account in the database: folder keys start with it."""
+        return f"{self.imap_user}@{self.imap_host}:{self.imap_port}"
+
+    def folder_key(self, folder: str) -> str:
+        return f"{self.account_key}/{folder}"
+
+    @property
     def mailbox_key(self) -> str:
-        """Names this inbox in the database and in the poll lock."""
-        return f"{self.imap_user}@{self.imap_host}:{self.imap_port}/{self.imap_folder}"
+        """Names the polled folder in the database and in the poll lock."""
+        return self.folder_key(self.imap_folder)
 
 
 def _read_env_file(path: Path) -> dict[str, str]:

@@ -173,6 +173,103 @@ def status() -> None:
     out.print(f"database: {settings.db_url}\narchive: {settings.archive_path}", highlight=False)
 
 
+review_cli = typer.Typer(no_args_is_help=True, help="Messages waiting for a person's decision.")
+cli.add_typer(review_cli, name="review")
+
+
+@review_cli.command("list")
+def review_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
+) -> None:
+    """What waits for a decision, oldest first, with why and the candidates.
+
+    Example: ccm-intake review list
+    """
+    settings = settings_or_exit()
+    from worker.runtime import build_context
+
+    ctx = build_context(settings)
+    items = []
+    for m in ctx.db.review_queue():
+        analysis = json.loads(m.analysis or "{}")
+        items.append(
+            {
+                "id": m.id,
+                "received": m.internaldate.isoformat(),
+                "from": m.from_addr,
+                "subject": m.subject,
+                "reason": m.reason,
+                "kinds": analysis.get("kinds", []),
+                "candidates": analysis.get("candidates", []),
+            }
+        )
+    if as_json:
+        for item in items:
+            sys.stdout.write(json.dumps(item, ensure_ascii=False) + "\n")
+        return
+    table = Table("#", "received (UTC)", "from", "subject", "kinds", "candidates", "why")
+    for item in items:
+        table.add_row(
+            str(item["id"]),
+            str(item["received"])[:16].replace("T", " "),
+            str(item["from"]),
+            str(item["subject"])[:50],
+            ", ".join(map(str, item["kinds"])),
+            ", ".join(f"{c} {s}" for c, s in item["candidates"]),
+            str(item["reason"]),
+        )
+    out.print(table)
+    out.print(f"{len(items)} waiting. Decide with: ccm-intake review resolve ID --state ISO3")
+
+
+@review_cli.command("resolve")
+def review_resolve(
+    message: Annotated[int, typer.Argument(help="The # shown by `review list`.")],
+    state: Annotated[
+        str | None, typer.Option(help="ISO 3166 alpha-3 of the State that sent it.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None, typer.Option(help="delegation, article7 or other; repeat for several.")
+    ] = None,
+    not_submission: Annotated[
+        bool, typer.Option("--not-submission", help="Set it aside: no State, no answer.")
+    ] = False,
+    ack: Annotated[bool, typer.Option(help="Acknowledge it to the sender.")] = True,
+    note: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+) -> None:
+    """File a waiting message under a State (folder, acknowledgement, mailbox move) or set it aside.
+
+    Example: ccm-intake review resolve 42 --state CHE --kind delegation
+    """
+    if (state is None) == (not not_submission):
+        err.print("ccm-intake: give either --state ISO3 or --not-submission")
+        raise typer.Exit(2)
+    settings = settings_or_exit()
+    setup_logging("WARNING")
+    from worker import intake, mailer
+    from worker.mailbox import MailboxError
+    from worker.processing import Decision, ReviewError, resolve_review
+    from worker.runtime import build_context
+
+    ctx = build_context(settings)
+    decision = Decision(
+        state_iso3=state.upper() if state else None, kinds=tuple(kind or ()), ack=ack, note=note
+    )
+    try:
+        done = resolve_review(ctx, message, decision)
+    except ReviewError as exc:
+        err.print(f"ccm-intake: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    out.print(done.summary, highlight=False)
+    for outbox_id in done.outbox_ids:
+        out.print(f"acknowledgement: {mailer.send_due(ctx.db, settings, only=outbox_id)}")
+    try:
+        actions, _ = intake.sync_mailbox(ctx)
+        out.print(f"mailbox: {actions} message(s) moved")
+    except MailboxError as exc:
+        out.print(f"mailbox: {exc}; the next poll moves it", highlight=False)
+
+
 db_cli = typer.Typer(no_args_is_help=True, help="The database schema.")
 cli.add_typer(db_cli, name="db")
 

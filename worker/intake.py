@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from config.settings import Settings
 from parsers.headers import peek
 from worker.mailbox import ConnectionLost, Inbox, MailboxError, open_inbox
+from worker.processing import OUTCOME_KEYWORDS
 from worker.runtime import Context
-from worker.store import CLAIM_STALE, utcnow
+from worker.store import CLAIM_STALE, PendingAction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def poll_once(
         if uids:
             # UIDs that vanished between SEARCH and FETCH (expunged) are passed over for good.
             ctx.db.advance_mailbox(key, folder.uidvalidity, max(uids))
-        actions = apply_mailbox_actions(ctx, inbox, folder.uidvalidity)
+        actions = apply_mailbox_actions(ctx, inbox)
         copies = copy_sent_mail(ctx, inbox)
     grace = timedelta(seconds=settings.retry_grace)  # a message not processed by then lost its task
     unfinished = ctx.db.unfinished_messages(now or utcnow(), grace=grace, stale=CLAIM_STALE)
@@ -103,28 +104,56 @@ def poll_once(
 def sync_mailbox(ctx: Context, *, opener: Opener = open_inbox) -> tuple[int, int]:
     """Only the mailbox side: apply due actions and copy sent mail. Returns (actions, copies)."""
     with opener(ctx.settings) as inbox:
-        folder = inbox.select(ctx.settings.imap_folder)
-        return apply_mailbox_actions(ctx, inbox, folder.uidvalidity), copy_sent_mail(ctx, inbox)
+        return apply_mailbox_actions(ctx, inbox), copy_sent_mail(ctx, inbox)
 
 
-def apply_mailbox_actions(ctx: Context, inbox: Inbox, uidvalidity: int) -> int:
-    """Move processed messages to their folder (or add their keyword). Returns how many."""
-    done = 0
-    for location_id, uid, target in ctx.db.pending_actions(ctx.settings.mailbox_key, uidvalidity):
-        how, _, what = target.partition(":")
+def apply_mailbox_actions(ctx: Context, inbox: Inbox) -> int:
+    """Move decided messages to their folder (or set their keyword). Returns how many.
+
+    Works in every folder where a message currently is, not only the polled one: a review
+    resolved later moves the mail out of "Needs review". Each move records where the
+    message went, from the server's COPYUID or, failing that, a look-up by Message-ID.
+    """
+    settings, done = ctx.settings, 0
+    lost: list[tuple[PendingAction, str]] = []  # moved, but the server did not say where
+    selected: tuple[str, int] | None = None
+    for action in ctx.db.pending_actions(settings.account_key):
         try:
+            if selected is None or selected[0] != action.folder:
+                selected = (action.folder, inbox.select(action.folder).uidvalidity)
+            if selected[1] != action.uidvalidity:
+                ctx.db.action_done(action.location_id, error="folder recreated (UIDVALIDITY)")
+                continue
+            how, _, what = action.target.partition(":")
             if how == "keyword":
-                inbox.add_keyword(uid, what)
+                inbox.set_keyword(action.uid, what, replacing=OUTCOME_KEYWORDS)
+                ctx.db.action_done(action.location_id)
             else:
-                inbox.move(uid, inbox.folder_name(*what.split("/")))
+                destination = inbox.folder_name(*what.split("/"))
+                if destination == action.folder:
+                    ctx.db.action_done(action.location_id)  # already where it belongs
+                    continue
+                moved = inbox.move(action.uid, destination)
+                if moved is None:
+                    lost.append((action, destination))
+                else:
+                    ctx.db.location_moved(
+                        action.location_id, settings.folder_key(destination), *moved
+                    )
         except ConnectionLost:
             raise  # the next poll carries on where this one stopped
         except MailboxError as exc:
-            log.warning("mailbox action %s for UID %s failed: %s", target, uid, exc)
-            ctx.db.action_done(location_id, error=str(exc))
+            log.warning("mailbox action %s for UID %s failed: %s", action.target, action.uid, exc)
+            ctx.db.action_done(action.location_id, error=str(exc))
             continue
-        ctx.db.action_done(location_id)
         done += 1
+    for action, destination in lost:
+        found = inbox.find(destination, action.message_id_header, action.sha256)
+        ctx.db.location_moved(
+            action.location_id, settings.folder_key(destination), *(found or (None, None))
+        )
+    if lost:
+        inbox.select(settings.imap_folder)
     return done
 
 

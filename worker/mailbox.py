@@ -7,6 +7,7 @@ whether trying again later can help.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import imaplib
 import re
 import ssl
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted
 from imap_tools.errors import ImapToolsError, MailboxLoginError
 from imap_tools.mailbox import BaseMailBox
+from imap_tools.utils import encode_folder
 
 from config.settings import Security, Settings
 from worker.errors import IntakeError
@@ -48,6 +50,7 @@ class RawMail:
 
 
 _FETCH_HEAD = re.compile(rb"UID (\d+)")
+_COPYUID = re.compile(rb"\[COPYUID (\d+) ([\d:,]+) ([\d:,]+)\]", re.I)
 _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 
 
@@ -127,15 +130,60 @@ class Inbox:
                 self._box.folder.create(folder)
         self._known_folders.add(folder)
 
-    def move(self, uid: int, folder: str) -> None:
+    def move(self, uid: int, folder: str) -> tuple[int, int] | None:
+        """Move one message; returns its (UIDVALIDITY, UID) in ``folder`` when the server
+        says (UIDPLUS COPYUID), else None."""
         self.ensure_folder(folder)
+        client = self._box.client
         with _translated(f"move to {folder!r}"):
-            self._box.move(str(uid), folder)
+            client.untagged_responses.pop("OK", None)
+            if "MOVE" in client.capabilities:
+                typ, data = client.uid("MOVE", str(uid), encode_folder(folder).decode("ascii"))
+            else:  # RFC 3501 alone: copy, then delete just this one
+                typ, data = client.uid("COPY", str(uid), encode_folder(folder).decode("ascii"))
+                if typ == "OK":
+                    client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
+                    if "UIDPLUS" in client.capabilities:
+                        client.uid("EXPUNGE", str(uid))
+                    else:
+                        client.expunge()
+            if typ != "OK":
+                raise MailboxError(f"IMAP move to {folder!r} failed: {data!r}")
+            said = [d for d in data if isinstance(d, bytes)]
+            said += [d for d in client.untagged_responses.pop("OK", []) if isinstance(d, bytes)]
+        for text in said:
+            match = _COPYUID.search(text)
+            if match and match.group(3).isdigit():
+                return int(match.group(1)), int(match.group(3))
+        return None
 
-    def add_keyword(self, uid: int, keyword: str) -> None:
+    def find(
+        self, folder: str, message_id_header: str | None, sha256: str
+    ) -> tuple[int, int] | None:
+        """(UIDVALIDITY, UID) of the message with these bytes in ``folder``, looked up by its
+        Message-ID and checked by its SHA-256; None when it is not there (or has no ID)."""
+        if not message_id_header:
+            return None
+        state = self.select(folder)
+        quoted = '"' + message_id_header.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        with _translated(f"search {folder!r}"):
+            typ, data = self._box.client.uid("SEARCH", "HEADER", "Message-ID", quoted)
+        if typ != "OK":
+            return None
+        candidates = [int(x) for x in b" ".join(d for d in data if d).split()][:10]
+        for mail in self.fetch_raw(candidates):
+            if hashlib.sha256(mail.raw).hexdigest() == sha256:
+                return state.uidvalidity, mail.uid
+        return None
+
+    def set_keyword(self, uid: int, keyword: str, *, replacing: tuple[str, ...] = ()) -> None:
+        """Add ``keyword``, taking away the ones it replaces (one outcome keyword at a time)."""
         # Not BaseMailBox.flag(): it EXPUNGEs after every STORE.
+        others = [k for k in replacing if k != keyword]
         with _translated("store"):
-            typ, data = self._box.client.uid("STORE", str(uid), "+FLAGS", f"({keyword})")
+            if others:
+                self._box.client.uid("STORE", str(uid), "-FLAGS.SILENT", f"({' '.join(others)})")
+            typ, data = self._box.client.uid("STORE", str(uid), "+FLAGS.SILENT", f"({keyword})")
         if typ != "OK":
             raise MailboxError(f"IMAP STORE {keyword} failed: {data!r}")
 

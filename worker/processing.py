@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from parsers.analysis import FILE, REVIEW, Analysis
+from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
 from parsers.message import UnparseableMessage
-from worker.compose import Outgoing, ReceivedFile, compose_ack
+from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack
 from worker.runtime import Context, analyse_message
 from worker.store import (
     CLAIM_STALE,
@@ -38,6 +38,7 @@ KEYWORDS = {
     Status.not_submission: "$CCM-NotSubmission",
     Status.quarantined: "$CCM-Quarantine",
 }
+OUTCOME_KEYWORDS = tuple(KEYWORDS.values())  # a message carries one of them at a time
 
 
 def target_for(ctx: Context, status: Status, state_name: str | None = None) -> str:
@@ -77,7 +78,82 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:
         outcome = plan(ctx, analysis, raw)
+    return _finish(ctx, row, analysis, outcome, now, give_back=Status.received)
 
+
+class ReviewError(Exception):
+    """A review decision that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """A person's decision on a message in the review queue."""
+
+    state_iso3: str | None  # None: not a submission after all
+    kinds: tuple[str, ...] = ()  # default: the kinds the analysis found ('other' if none)
+    ack: bool = True
+    note: str = ""
+
+
+def resolve_review(
+    ctx: Context, message_id: int, decision: Decision, *, now: datetime | None = None
+) -> Processed:
+    """File a review item as decided — folder, acknowledgement and mailbox move included,
+    as if it had been recognised — or set it aside as not a submission."""
+    now = now or utcnow()
+    if decision.state_iso3 is not None:
+        try:
+            ctx.registry.get(decision.state_iso3)
+        except KeyError:
+            raise ReviewError(
+                f"unknown State {decision.state_iso3!r} (use ISO 3166 alpha-3)"
+            ) from None
+    unknown = [k for k in decision.kinds if k not in KIND_LABELS]
+    if unknown:
+        raise ReviewError(f"unknown kind {unknown[0]!r}: one of {', '.join(KIND_LABELS)}")
+    row = ctx.db.claim_for_review(message_id, now)
+    if row is None:
+        raise ReviewError(f"message #{message_id} is not in the review queue")
+    try:
+        raw = ctx.archive.read(row.raw_path)
+        analysis = analyse_message(ctx.settings, ctx.registry, ctx.directory, raw)
+    except (OSError, UnparseableMessage) as exc:
+        ctx.db.release_message(message_id, Status.needs_review)
+        raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
+    who = f"decided in review{': ' + decision.note if decision.note else ''}"
+    if decision.state_iso3 is None:
+        outcome = Outcome(
+            status=Status.not_submission,
+            reason=f"not a submission ({who})",
+            state_iso3=None,
+            kind=analysis.kind.kind,
+            language=analysis.language,
+            analysis_json=json.dumps(analysis.summary(), ensure_ascii=False),
+            target=target_for(ctx, Status.not_submission),
+        )
+    else:
+        kinds = decision.kinds or analysis.kinds
+        outcome = plan(
+            ctx,
+            analysis,
+            raw,
+            state_iso3=decision.state_iso3,
+            kinds=kinds,
+            ack=decision.ack and any(k in ACKNOWLEDGED_KINDS for k in kinds),
+            reason=f"{', '.join(kinds)} from {decision.state_iso3} ({who})",
+        )
+    return _finish(ctx, row, analysis, outcome, now, give_back=Status.needs_review)
+
+
+def _finish(
+    ctx: Context,
+    row: Message,
+    analysis: Analysis | None,
+    outcome: Outcome,
+    now: datetime,
+    *,
+    give_back: Status,
+) -> Processed:
     def ack(
         reference: str, planned: PlannedSubmission, stored: list[StoredFile]
     ) -> Outgoing | None:
@@ -86,18 +162,18 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
     try:
         outbox_ids = ctx.db.finish_message(
             ctx.archive,
-            message_id,
+            row.id,
             outcome,
             ack,
             now=now,
             ack_limit_per_hour=ctx.settings.ack_rate_limit,
         )
     except Exception:
-        # Nothing was committed: give the message back so that the next poll re-queues it
-        # at once rather than after the claim goes stale.
-        ctx.db.release_message(message_id)
+        # Nothing was committed: give the message back at once rather than after the
+        # claim goes stale.
+        ctx.db.release_message(row.id, give_back)
         raise
-    summary = f"message {message_id}: {outcome.status.value}"
+    summary = f"message {row.id}: {outcome.status.value}"
     if outcome.state_iso3:
         summary += f" {outcome.state_iso3}"
     if outcome.submissions:
@@ -119,22 +195,36 @@ def _quarantine(ctx: Context, reason: str) -> Outcome:
     )
 
 
-def plan(ctx: Context, analysis: Analysis, raw: bytes) -> Outcome:
-    """Turn an analysis into what the store records and files."""
-    if analysis.outcome == FILE and analysis.state.iso3 is not None:
+def plan(
+    ctx: Context,
+    analysis: Analysis,
+    raw: bytes,
+    *,
+    state_iso3: str | None = None,
+    kinds: tuple[str, ...] | None = None,
+    ack: bool | None = None,
+    reason: str | None = None,
+) -> Outcome:
+    """Turn an analysis into what the store records and files.
+
+    The keyword arguments carry a person's decision (review) over the analysis's own.
+    """
+    decided = state_iso3 or (analysis.state.iso3 if analysis.outcome == FILE else None)
+    if decided is not None:
         status = Status.filed
-        state = ctx.registry.get(analysis.state.iso3)
+        state = ctx.registry.get(decided)
         attachments = analysis.message.attachments
         files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
+        answer = analysis.ack if ack is None else ack
         submissions = tuple(
             PlannedSubmission(
                 kind=kind,
                 state_iso3=state.iso3,
                 state_folder=f"{state.iso3} {state.name_en}",
                 files=files,
-                ack=analysis.ack and kind != "other",
+                ack=answer and kind in ACKNOWLEDGED_KINDS,
             )
-            for kind in analysis.kinds
+            for kind in (kinds or analysis.kinds)
         )
         target = target_for(ctx, status, state.name_en)
     else:
@@ -142,15 +232,22 @@ def plan(ctx: Context, analysis: Analysis, raw: bytes) -> Outcome:
         submissions, target = (), target_for(ctx, status)
     return Outcome(
         status=status,
-        reason=analysis.reason,
-        # A State is recorded only when it was certain; a review item names none.
-        state_iso3=analysis.state.iso3 if status is not Status.needs_review else None,
-        kind=analysis.kind.kind,
+        reason=reason or analysis.reason,
+        # A State is recorded only when it is certain; a review item names none.
+        state_iso3=_recorded_state(status, decided, analysis),
+        kind=(kinds or analysis.kinds)[0] if status is Status.filed else analysis.kind.kind,
         language=analysis.language,
         analysis_json=json.dumps(analysis.summary(), ensure_ascii=False),
         target=target,
         submissions=submissions,
     )
+
+
+def _recorded_state(status: Status, decided: str | None, analysis: Analysis) -> str | None:
+    if status is Status.filed:
+        return decided
+    # A not-submission may still say who sent it (an out-of-office from a mission).
+    return analysis.state.iso3 if status is Status.not_submission else None
 
 
 def _compose_ack(

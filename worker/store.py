@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -135,10 +136,12 @@ class MessageLocation(Base):
     target: Mapped[str | None] = mapped_column(
         String(400)
     )  # folder, or keyword with mailbox_action=keyword
-    action_state: Mapped[str] = mapped_column(
-        String(10), default="waiting"
-    )  # waiting|pending|done|stale|failed
+    # waiting (for processing) | pending | done | stale (UIDVALIDITY changed) | failed
+    action_state: Mapped[str] = mapped_column(String(10), default="waiting")
     action_error: Mapped[str] = mapped_column(Text, default="")
+    # Where the message is now: a move makes the old place not current and records the new
+    # one (from the server's COPYUID), so a later decision (a review resolved) can move it again.
+    current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class Submission(Base):
@@ -255,9 +258,11 @@ class Database:
 
         self.create_schema()
         config = self._alembic()
+        versions = Path(__file__).with_name("migrations") / "versions"
+        number = 1 + max((int(p.name[:4]) for p in versions.glob("[0-9]" * 4 + "_*.py")), default=0)
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
-            command.revision(config, message=message, autogenerate=True)
+            command.revision(config, message=message, autogenerate=True, rev_id=f"{number:04d}")
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:
@@ -416,7 +421,29 @@ class Database:
                 return None
             return s.get(Message, message_id)
 
-    def release_message(self, message_id: int) -> bool:
+    def claim_for_review(self, message_id: int, now: datetime) -> Message | None:
+        """Take a message out of the review queue to decide it; None if it is not there."""
+        with self.session() as s:
+            result = s.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status == Status.needs_review)
+                .values(status=Status.processing, claimed_at=now)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return s.get(Message, message_id)
+
+    def review_queue(self) -> list[Message]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Message)
+                    .where(Message.status == Status.needs_review)
+                    .order_by(Message.internaldate, Message.id)
+                )
+            )
+
+    def release_message(self, message_id: int, status: Status = Status.received) -> bool:
         """Give a claimed message back (processing failed in a way a retry may fix).
 
         Best effort: when the database itself is what failed, the claim simply goes stale
@@ -427,7 +454,7 @@ class Database:
                 s.execute(
                     update(Message)
                     .where(Message.id == message_id, Message.status == Status.processing)
-                    .values(status=Status.received, claimed_at=None)
+                    .values(status=status, claimed_at=None)
                 )
         except SQLAlchemyError:
             return False
@@ -508,13 +535,16 @@ class Database:
                 message.analysis = outcome.analysis_json
                 message.target = outcome.target
                 message.processed_at = now
+                # Wherever the message is now, it goes where this outcome says; a place
+                # whose folder was recreated (stale) is left alone.
                 s.execute(
                     update(MessageLocation)
                     .where(
                         MessageLocation.message_id == message_id,
-                        MessageLocation.action_state == "waiting",
+                        MessageLocation.current.is_(True),
+                        MessageLocation.action_state != "stale",
                     )
-                    .values(target=outcome.target, action_state="pending")
+                    .values(target=outcome.target, action_state="pending", action_error="")
                 )
                 return [row.id for row in outbox if row.status == "pending"]
         except BaseException:
@@ -538,17 +568,32 @@ class Database:
 
     # -- mailbox actions --------------------------------------------------------------------
 
-    def pending_actions(self, mailbox: str, uidvalidity: int) -> list[tuple[int, int, str]]:
-        """(location id, UID, target) of messages whose mailbox action is due in this folder."""
+    def pending_actions(self, account: str) -> list[PendingAction]:
+        """Mailbox actions due anywhere in this account, grouped by folder."""
         with self.session() as s:
             rows = s.execute(
-                select(MessageLocation.id, MessageLocation.uid, MessageLocation.target).where(
-                    MessageLocation.mailbox == mailbox,
-                    MessageLocation.uidvalidity == uidvalidity,
+                select(MessageLocation, Message.message_id_header, Message.sha256)
+                .join(Message, Message.id == MessageLocation.message_id)
+                .where(
+                    MessageLocation.mailbox.startswith(f"{account}/", autoescape=True),
                     MessageLocation.action_state == "pending",
+                    MessageLocation.current.is_(True),
                 )
+                .order_by(MessageLocation.mailbox, MessageLocation.uid)
             )
-            return [(i, uid, target or "") for i, uid, target in rows]
+            return [
+                PendingAction(
+                    location_id=loc.id,
+                    message_id=loc.message_id,
+                    folder=loc.mailbox[len(account) + 1 :],
+                    uidvalidity=loc.uidvalidity,
+                    uid=loc.uid,
+                    target=loc.target or "",
+                    message_id_header=header,
+                    sha256=sha,
+                )
+                for loc, header, sha in rows
+            ]
 
     def action_done(self, location_id: int, error: str = "") -> None:
         with self.session() as s:
@@ -557,6 +602,37 @@ class Database:
                 .where(MessageLocation.id == location_id)
                 .values(action_state="failed" if error else "done", action_error=error[:2000])
             )
+
+    def location_moved(
+        self, location_id: int, mailbox: str, uidvalidity: int | None, uid: int | None
+    ) -> None:
+        """The message left this place; record where it went (when the server told us)."""
+        with self.session() as s:
+            old = s.get(MessageLocation, location_id)
+            if old is None:
+                return
+            old.action_state, old.current = "done", False
+            if uidvalidity is None or uid is None:
+                return  # the server did not say: the message can no longer be moved by us
+            known = s.scalar(
+                select(MessageLocation).where(
+                    MessageLocation.mailbox == mailbox,
+                    MessageLocation.uidvalidity == uidvalidity,
+                    MessageLocation.uid == uid,
+                )
+            )
+            if known is None:
+                s.add(
+                    MessageLocation(
+                        message_id=old.message_id,
+                        mailbox=mailbox,
+                        uidvalidity=uidvalidity,
+                        uid=uid,
+                        target=None,
+                        action_state="done",
+                        current=True,
+                    )
+                )
 
     # -- outbox ----------------------------------------------------------------------------
 
@@ -681,6 +757,18 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+@dataclass(frozen=True, slots=True)
+class PendingAction:
+    location_id: int
+    message_id: int
+    folder: str
+    uidvalidity: int
+    uid: int
+    target: str  # 'folder:Filed/France' or 'keyword:$CCM-Filed'
+    message_id_header: str | None
+    sha256: str
 
 
 # --- what processing hands to the store ------------------------------------------------
