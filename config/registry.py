@@ -16,6 +16,7 @@ from datetime import date
 from pathlib import Path
 
 from config.settings import ConfigError
+from parsers.cycle import Meeting
 from parsers.states import (
     CCM_STATUSES,
     MissionDirectory,
@@ -200,3 +201,28 @@ def load_directory(
         return MissionDirectory(addresses=addresses, domains=domains)
     except ValueError as exc:
         raise DataFileError(f"{path.name}: {exc}") from exc
+
+
+MEETINGS_CSV = DATA_DIR / "meetings.csv"
+
+
+@functools.cache
+def load_meetings(path: Path | None = None) -> tuple[Meeting, ...]:
+    """The Meetings of States Parties in config/data/meetings.csv, oldest first."""
+    source = path or MEETINGS_CSV
+    meetings: list[Meeting] = []
+    with source.open(encoding="utf-8", newline="") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                due = row.get("delegations_due") or ""
+                meetings.append(
+                    Meeting(
+                        code=row["code"].strip(),
+                        start=date.fromisoformat(row["start"]),
+                        end=date.fromisoformat(row["end"]),
+                        delegations_due=date.fromisoformat(due) if due else None,
+                    )
+                )
+            except (KeyError, ValueError) as exc:
+                raise DataFileError(f"{source}:{line}: {exc}") from None
+    return tuple(sorted(meetings, key=lambda m: m.start))

@@ -155,6 +155,13 @@ class Submission(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     folder: Mapped[str] = mapped_column(String(400))  # relative to the archive root
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # What it is for: the meeting ('7MSP') of a delegation, the reporting year ('2016') or
+    # 'initial' of an Article 7 report. A later submission for the same State, kind and
+    # cycle is the next version and supersedes this one, which is kept.
+    cycle: Mapped[str] = mapped_column(String(20), default="", server_default="")
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("submission.id"))
+    details: Mapped[str] = mapped_column(Text, default="", server_default="")  # JSON: roster, forms
 
 
 class FiledFile(Base):
@@ -483,6 +490,7 @@ class Database:
                     return []
                 outbox: list[Outbox] = []
                 for planned in outcome.submissions:
+                    previous = self._latest_version(s, planned)
                     sub = Submission(
                         message_id=message_id,
                         kind=planned.kind,
@@ -490,6 +498,10 @@ class Database:
                         reference="pending",
                         received_at=message.internaldate,
                         folder="",
+                        cycle=planned.cycle,
+                        version=previous.version + 1 if previous else 1,
+                        supersedes_id=previous.id if previous else None,
+                        details=planned.details_json,
                     )
                     s.add(sub)
                     s.flush()
@@ -551,6 +563,21 @@ class Database:
             for folder in written:
                 archive.remove_folder(folder)
             raise
+
+    @staticmethod
+    def _latest_version(s: Session, planned: PlannedSubmission) -> Submission | None:
+        if not planned.cycle or planned.kind == "other":
+            return None  # correspondence has no versions
+        return s.scalar(
+            select(Submission)
+            .where(
+                Submission.state_iso3 == planned.state_iso3,
+                Submission.kind == planned.kind,
+                Submission.cycle == planned.cycle,
+            )
+            .order_by(Submission.version.desc(), Submission.id.desc())
+            .limit(1)
+        )
 
     @staticmethod
     def _acks_in_last_hour(s: Session, recipient: str, now: datetime) -> int:
@@ -781,6 +808,8 @@ class PlannedSubmission:
     state_folder: str  # "<ISO3> <State name>"
     files: list[tuple[str, bytes]]  # (wanted name, bytes): the original .eml first
     ack: bool
+    cycle: str = ""
+    details_json: str = ""
 
 
 @dataclass(frozen=True, slots=True)
