@@ -205,3 +205,33 @@ def test_long_names_keep_their_extension_and_clashing_names_are_numbered(tmp_pat
 def test_a_folder_outside_the_archive_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError):
         Archive(tmp_path / "archive").file_folder("../outside", [("x", b"")])
+
+
+def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_kept(
+    db: Database, tmp_path: Path
+) -> None:
+    archive = Archive(tmp_path)
+
+    def file_list(raw: bytes, uid: int, state: str, cycle: str) -> int:
+        message_id, _ = keep(db, archive, raw, uid=uid)
+        db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+        planned = PlannedSubmission(
+            "delegation", state, f"{state} X", [("l.pdf", raw)], False, cycle
+        )
+        outcome = Outcome(
+            Status.filed, "t", state, "delegation", "en", "{}", "folder:F", (planned,)
+        )
+        db.finish_message(archive, message_id, outcome, outgoing, now=NOW, ack_limit_per_hour=10)
+        (sub,) = db.submissions_of(message_id)
+        return sub.id
+
+    first = file_list(b"first list", 1, "FRA", "7MSP")
+    second = file_list(b"corrected list", 2, "FRA", "7MSP")
+    other_meeting = file_list(b"next year", 3, "FRA", "8MSP")
+    other_state = file_list(b"swiss list", 4, "CHE", "7MSP")
+    versions = {
+        s.id: (s.version, s.supersedes_id) for m in (1, 2, 3, 4) for s in db.submissions_of(m)
+    }
+    assert versions[first] == (1, None)
+    assert versions[second] == (2, first)
+    assert versions[other_meeting] == (1, None) and versions[other_state] == (1, None)
