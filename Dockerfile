@@ -6,10 +6,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# OCR for scanned PDFs, in the Convention's working languages.
+# OCR for scanned PDFs in the Convention's working languages; antiword and catdoc read .doc files.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        tesseract-ocr tesseract-ocr-fra tesseract-ocr-spa \
+        tesseract-ocr tesseract-ocr-fra tesseract-ocr-spa antiword catdoc \
     && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged uid/gid so that volume ownership is predictable.

@@ -85,9 +85,13 @@ class Settings(BaseModel):
     # it saw fail SPF/DKIM/DMARC is not trusted. Empty: not checked.
     authserv_ids: str = ""
     ack_rate_limit: int = Field(default=10, ge=1)  # acknowledgements per sender per hour
-    retry_grace: float = Field(
-        default=120.0, ge=0
-    )  # seconds before a kept, unprocessed message is re-queued
+    # Seconds before a kept but unprocessed message is queued again (its task was lost).
+    retry_grace: float = Field(default=120.0, ge=0)
+    # Reading attachments: each message's extraction runs in a child process with these
+    # bounds; OCR (Tesseract) reads scans when a PDF has no text layer.
+    extract_seconds: float = Field(default=60.0, gt=0)
+    extract_memory_mb: int = Field(default=1024, ge=64)
+    ocr: bool = True
 
     @field_validator("service_address", "secretary_address")
     @classmethod

@@ -7,13 +7,19 @@ what should happen — file, review, or leave as not a submission — with the e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
+from parsers.article7 import Article7Report, extract_article7
 from parsers.attachments import Extraction, extract_all
 from parsers.authres import SenderAuth, sender_auth
-from parsers.autoreply import auto_reply_reason
+from parsers.autoreply import classify_automatic
 from parsers.classify import KindResult, classify_kind
+from parsers.cycle import Meeting, article7_cycle, delegation_cycle
+from parsers.delegation import Roster, extract_roster, meeting_from_text
 from parsers.evidence import Evidence
 from parsers.language import detect_language
 from parsers.message import ParsedMessage, parse_message
@@ -38,6 +44,9 @@ class Analysis:
     language: str
     auto_reason: str | None
     sender: SenderAuth
+    roster: Roster | None  # what a delegation list says
+    article7: Article7Report | None  # what a transparency report says about itself
+    cycles: dict[str, str]  # kind -> '7MSP' / '2016' / 'initial'
     outcome: str  # FILE | REVIEW | NOT_SUBMISSION
     reason: str  # one line, for the log, the digest and the review queue
     ack: bool
@@ -57,6 +66,13 @@ class Analysis:
     def evidence(self) -> tuple[Evidence, ...]:
         return self.state.evidence + self.kind.evidence
 
+    def details_json(self, kind: str) -> str:
+        """What a submission of ``kind`` says (roster, report cover), as JSON; '' if nothing."""
+        found: object = {"delegation": self.roster, "article7": self.article7}.get(kind)
+        if found is None:
+            return ""
+        return json.dumps(dataclasses.asdict(found), ensure_ascii=False, default=str)  # type: ignore[call-overload]
+
     def summary(self) -> dict[str, object]:
         """The dry-run record ``ccm-intake classify --json`` prints."""
         return {
@@ -73,6 +89,8 @@ class Analysis:
             "sender_auth": self.sender.verdict,
             "candidates": [[iso3, round(score, 3)] for iso3, score in self.state.candidates[:5]],
             "evidence": [e.as_dict() for e in self.evidence],
+            "cycles": self.cycles,
+            "details": {kind: json.loads(self.details_json(kind) or "null") for kind in self.kinds},
             "attachments": [
                 {"name": x.name, "method": x.method, "chars": len(x.text), "error": x.error}
                 for x in self.extractions
@@ -89,17 +107,23 @@ def analyse(
     own_addresses: Iterable[str] = (),
     threshold: float = 0.75,
     authserv_ids: Iterable[str] = (),
+    received: date | None = None,
+    meetings: Sequence[Meeting] = (),
+    extract: Callable[[ParsedMessage], Sequence[Extraction]] | None = None,
 ) -> Analysis:
     """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no mail.
 
     ``authserv_ids`` names our own mail server(s): their Authentication-Results decide
-    whether the sender's address may count as evidence.
+    whether the sender's address may count as evidence. ``received`` (the server's date)
+    and ``meetings`` place a submission in its cycle; ``extract`` reads the attachments
+    (the worker passes one that runs under a time and memory limit).
     """
     msg = parse_message(raw)
-    extractions = extract_all(msg)
-    auto = auto_reply_reason(msg, own_addresses)
+    extractions = tuple(extract(msg)) if extract is not None else extract_all(msg)
+    automatic = classify_automatic(msg, own_addresses)
+    auto = automatic.reason if automatic is not None else None
     sender = sender_auth(msg.headers, msg.from_addr, authserv_ids)
-    kind = classify_kind(msg, extractions)
+    kind = classify_kind(msg, extractions, own_addresses=own_addresses)
     state = identify_state(
         from_addr=msg.from_addr,
         reply_to=msg.reply_to,
@@ -113,8 +137,50 @@ def analyse(
     )
     language = detect_language(" ".join([msg.subject, msg.text[:5000]]))
     outcome, reason = _decide(auto, sender, state, kind)
+    if kind.kind == "spam" and state.iso3 is not None:
+        # A spam filter's verdict on a mail a mission evidently sent: a person decides.
+        kind = classify_kind(msg, extractions, own_addresses=own_addresses, robots=False)
+        outcome, reason = REVIEW, f"spam filter verdict on mail from {state.iso3}: {auto}"
     ack = outcome == FILE and any(k in ACKNOWLEDGED_KINDS for k in kind.kinds)
-    return Analysis(msg, extractions, state, kind, language, auto, sender, outcome, reason, ack)
+    day = received or (msg.date.date() if msg.date else date(1970, 1, 1))
+    roster, report, cycles = _content(msg, extractions, kind.kinds, day, meetings)
+    return Analysis(
+        msg,
+        extractions,
+        state,
+        kind,
+        language,
+        auto,
+        sender,
+        roster,
+        report,
+        cycles,
+        outcome,
+        reason,
+        ack,
+    )
+
+
+def _content(
+    msg: ParsedMessage,
+    extractions: Sequence[Extraction],
+    kinds: Sequence[str],
+    received: date,
+    meetings: Sequence[Meeting],
+) -> tuple[Roster | None, Article7Report | None, dict[str, str]]:
+    """Read what each submission says, and which meeting or year it is for."""
+    texts = [(x.name, x.text) for x in extractions if x.text]
+    tables = [(x.name, table) for x in extractions for table in x.tables]
+    roster = report = None
+    cycles: dict[str, str] = {}
+    if "delegation" in kinds:
+        roster = extract_roster(body=msg.text, texts=texts, tables=tables)
+        named = roster.meeting or meeting_from_text(f"{msg.subject}\n{msg.text}")
+        cycles["delegation"] = delegation_cycle(named, received, meetings)
+    if "article7" in kinds:
+        report = extract_article7(body=msg.text, texts=texts, tables=tables, received=received)
+        cycles["article7"] = article7_cycle(report.reporting_year, report.initial, received)
+    return roster, report, cycles
 
 
 def _decide(

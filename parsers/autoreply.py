@@ -8,17 +8,69 @@ out-of-office or bounce subjects in the languages missions write in.
 ``X-Auto-Response-Suppress`` alone proves nothing: it asks the *recipient's* Exchange not
 to answer, and Outlook puts it on ordinary mail too (helpdesks that trusted it lost real
 mail). It counts only beside a header that Exchange sets on mail it generated itself.
+
+``classify_automatic`` also says *which* robot (STYLE §10: each rule names a kind or, for
+signs every robot leaves such as ``Auto-Submitted`` or a null sender, none):
+
+* ``bounce`` — a delivery status notification. The recipients that failed come from the
+  ``message/delivery-status`` part (RFC 3464) when there is one, else from the text that
+  Exchange, Postfix, Sendmail, Exim, Gmail and others write;
+* ``auto_reply`` — out-of-office and other autoresponders, read receipts;
+* ``spam`` — only when a spam filter said so in its headers (``X-Spam-Flag: YES``,
+  ``X-Spam-Status: Yes``, a score or level at the threshold) or the GTUBE test string is
+  there. Nothing about how a mail *looks* counts: missions write from Outlook, free mail
+  and old gateways, and a mission filed as spam is a submission lost;
+* ``list`` — list and bulk mail (``List-Id``, ``Precedence: bulk``…).
+
+When several kinds fire, a bounce wins (its failed recipient is what the secretariat
+needs), then an auto-reply, spam, and list last: a newsletter flagged by the spam filter
+is spam, an out-of-office sent through a list is an out-of-office.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
-from parsers.message import ParsedMessage
+from parsers.message import ParsedMessage, decode_bytes
 
-Rule = Callable[[ParsedMessage, frozenset[str]], str | None]
+AUTO_REPLY = "auto_reply"
+BOUNCE = "bounce"
+LIST = "list"
+SPAM = "spam"
+# Strongest first: the order in which a kind wins when several rules fire.
+AUTOMATIC_KINDS = (BOUNCE, AUTO_REPLY, SPAM, LIST)
+# A sign every robot leaves; the kind is decided by the other rules or the content.
+_ANY = ""
+
+DEFAULT_SPAM_THRESHOLD = 5.0  # SpamAssassin's own default "required" score
+
+
+@dataclass(frozen=True, slots=True)
+class Automatic:
+    """A mail no human wrote, what kind of robot sent it, and for a bounce who failed."""
+
+    kind: str  # one of AUTOMATIC_KINDS
+    reason: str  # the first rule of that kind that fired, in the words of auto_reply_reason
+    failed_recipients: tuple[str, ...] = ()
+    # Bounces only: True when the mail will not arrive (a failed action, a 5.x.x status, "failed
+    # permanently"), False when it is only delayed and still retried (4.x.x), None when the
+    # report does not say.
+    permanent: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    own: frozenset[str]
+    spam_threshold: float
+
+
+_Fired = tuple[str, str]  # (kind or _ANY, reason)
+Rule = Callable[[ParsedMessage, _Context], _Fired | None]
 
 
 def _fold(text: str) -> str:
@@ -27,36 +79,43 @@ def _fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
-def _auto_submitted(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _auto_submitted(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     for value in msg.header_all("auto-submitted"):
         keyword = value.split(";", 1)[0].split("(", 1)[0].strip().lower()
         if keyword and keyword != "no":
-            return f"Auto-Submitted: {keyword}"
+            # auto-replied is a response to a message (RFC 3834 §5); auto-generated and
+            # the rest are notifications of any kind, bounces among them.
+            kind = AUTO_REPLY if keyword == "auto-replied" else _ANY
+            return kind, f"Auto-Submitted: {keyword}"
     return None
 
 
-def _report(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+_REPORT_KINDS = {
+    "delivery-status": (BOUNCE, "bounce"),
+    "disposition-notification": (AUTO_REPLY, "read receipt"),
+    "feedback-report": (AUTO_REPLY, "abuse report"),
+}
+
+
+def _report(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     ctype = (msg.header("content-type") or "").lower()
-    if not ctype.startswith("multipart/report") and not ctype.startswith("message/delivery-status"):
-        return None
     if ctype.startswith("message/delivery-status"):
-        return "bounce (message/delivery-status)"
+        return BOUNCE, "bounce (message/delivery-status)"
+    if not ctype.startswith("multipart/report"):
+        return None
     match = re.search(r'report-type\s*=\s*"?([\w.-]+)', ctype)
     report_type = match.group(1) if match else "unknown"
-    what = {
-        "delivery-status": "bounce",
-        "disposition-notification": "read receipt",
-        "feedback-report": "abuse report",
-    }.get(report_type, "report")
-    return f"{what} (multipart/report {report_type})"
+    kind, what = _REPORT_KINDS.get(report_type, (_ANY, "report"))
+    return kind, f"{what} (multipart/report {report_type})"
 
 
-def _null_sender(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _null_sender(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    # Bounces and RFC 3834 auto-replies alike come from the null sender.
     for value in msg.header_all("return-path"):
         if re.fullmatch(r"\s*<\s*>\s*", value):
-            return "null sender (Return-Path <>)"
+            return _ANY, "null sender (Return-Path <>)"
     if not msg.from_addr and not msg.reply_to:
-        return "null sender (no From address)"
+        return _ANY, "null sender (no From address)"
     return None
 
 
@@ -71,74 +130,78 @@ def _local(addr: str) -> str:
     return _fold(addr.rsplit("@", 1)[0])
 
 
-def _daemon_sender(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _daemon_sender(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     if _DAEMON.match(_local(msg.from_addr)):
-        return f"bounce sender {msg.from_addr}"
+        return BOUNCE, f"bounce sender {msg.from_addr}"
     return None
 
 
-def _no_reply_sender(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _no_reply_sender(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     # Our answer goes to Reply-To when there is one, so that is the address that counts.
     targets = msg.reply_to or ((msg.from_addr,) if msg.from_addr else ())
     for addr in targets:
         if _NO_REPLY.match(_local(addr)):
-            return f"no-reply sender {addr}"
+            return _ANY, f"no-reply sender {addr}"
     return None
 
 
-def _own_address(msg: ParsedMessage, own: frozenset[str]) -> str | None:
-    if msg.from_addr and msg.from_addr in own:
-        return "sender is our own address"
-    if msg.reply_to and all(addr in own for addr in msg.reply_to):
-        return "sender is our own address (Reply-To)"
+def _own_address(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    if msg.from_addr and msg.from_addr in ctx.own:
+        return _ANY, "sender is our own address"
+    if msg.reply_to and all(addr in ctx.own for addr in msg.reply_to):
+        return _ANY, "sender is our own address (Reply-To)"
     return None
 
 
 _LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "Mailing-List", "X-Mailing-List")
 
 
-def _mailing_list(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _mailing_list(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     for name in _LIST_HEADERS:
         if msg.header(name) is not None:
-            return f"mailing list ({name})"
+            return LIST, f"mailing list ({name})"
     return None
 
 
-def _precedence(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _precedence(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     for name in ("precedence", "x-precedence"):
         value = (msg.header(name) or "").strip().lower()
-        if value in ("bulk", "junk", "list", "auto_reply", "auto-reply"):
-            return f"Precedence: {value}"
+        if value in ("bulk", "junk", "list"):
+            return LIST, f"Precedence: {value}"
+        if value in ("auto_reply", "auto-reply"):
+            return AUTO_REPLY, f"Precedence: {value}"
     return None
 
 
-def _vendor_headers(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _vendor_headers(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder", "X-AutoReply-From"):
         value = msg.header(name)
         if value is not None and value.strip().lower() not in ("no", "false", "0"):
-            return f"{name}: {value.strip()[:40]}"
+            return AUTO_REPLY, f"{name}: {value.strip()[:40]}"
     for name in ("x-autogenerated", "x-auto-generated"):
         value = (msg.header(name) or "").strip().lower()
         if value and value not in ("no", "false"):
-            return f"X-Autogenerated: {value[:40]}"
+            kind = AUTO_REPLY if value == "reply" else _ANY
+            return kind, f"X-Autogenerated: {value[:40]}"
     if (msg.header("x-fc-machinegenerated") or "").strip().lower() == "true":
-        return "X-FC-MachineGenerated: true"
+        return _ANY, "X-FC-MachineGenerated: true"
     if msg.header("x-failed-recipients") is not None:
-        return "bounce (X-Failed-Recipients)"
+        return BOUNCE, "bounce (X-Failed-Recipients)"
     return None
 
 
-def _exchange_generated(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _exchange_generated(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     suppress = (msg.header("x-auto-response-suppress") or "").lower()
     tokens = {t.strip() for t in suppress.split(",")}
     if not tokens & {"all", "oof", "autoreply"}:
         return None
     source = msg.header("x-ms-exchange-generated-message-source")
     if source is not None:
-        return f"Exchange-generated ({source.strip()[:40]}, X-Auto-Response-Suppress)"
+        return _ANY, f"Exchange-generated ({source.strip()[:40]}, X-Auto-Response-Suppress)"
     if msg.header("x-ms-exchange-inbox-rules-loop") is not None and msg.in_reply_to:
         return (
-            "Exchange inbox rule reply (X-MS-Exchange-Inbox-Rules-Loop, X-Auto-Response-Suppress)"
+            AUTO_REPLY,
+            "Exchange inbox rule reply (X-MS-Exchange-Inbox-Rules-Loop, X-Auto-Response-Suppress)",
         )
     return None
 
@@ -211,21 +274,60 @@ def _starts_with(phrases: tuple[str, ...]) -> re.Pattern[str]:
 # Matched on the folded subject and only at its start: "Re: out of office hours" in a human
 # thread must not be silenced.
 _SUBJECT_RULES = (
-    ("out-of-office subject", _starts_with(_OOF_SUBJECTS)),
-    ("bounce subject", _starts_with(_BOUNCE_SUBJECTS)),
-    ("read-receipt subject", _starts_with(_RECEIPT_SUBJECTS)),
+    (AUTO_REPLY, "out-of-office subject", _starts_with(_OOF_SUBJECTS)),
+    (BOUNCE, "bounce subject", _starts_with(_BOUNCE_SUBJECTS)),
+    (AUTO_REPLY, "read-receipt subject", _starts_with(_RECEIPT_SUBJECTS)),
 )
 
 
-def _subject(msg: ParsedMessage, own: frozenset[str]) -> str | None:
+def _subject(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     folded = _fold(msg.subject)
-    for label, pattern in _SUBJECT_RULES:
+    for kind, label, pattern in _SUBJECT_RULES:
         if pattern.match(folded):
-            return f"{label} ({msg.subject.strip()[:60]})"
+            return kind, f"{label} ({msg.subject.strip()[:60]})"
     return None
 
 
-# Cheapest and surest first: the reason names the first rule that fired.
+# --------------------------------------------------------------------------- spam
+
+# The GTUBE line (spamassassin.apache.org/gtube): every spam filter must flag it.
+_GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+_SCORE = re.compile(r"[-+]?\d{1,4}(?:[.,]\d+)?")
+
+
+def _spam_flag(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    """What a spam filter wrote (SpamAssassin and the many that copy its headers).
+
+    Only a verdict counts: ``X-Spam-Status: No, score=4.9`` is a pass, and nothing here
+    looks at how the mail is written.
+    """
+    for value in msg.header_all("x-spam-flag"):
+        if value.strip().lower().startswith("yes"):
+            return SPAM, "spam filter verdict (X-Spam-Flag: YES)"
+    for value in msg.header_all("x-spam-status"):
+        if re.match(r"\s*yes\b", value, re.IGNORECASE):
+            return SPAM, f"spam filter verdict (X-Spam-Status: {value.strip()[:40]})"
+    for value in msg.header_all("x-spam-score"):
+        match = _SCORE.search(value)
+        if match is not None:
+            score = float(match.group().replace(",", "."))
+            if score >= ctx.spam_threshold:
+                return SPAM, f"spam score {score:g} ≥ {ctx.spam_threshold:g} (X-Spam-Score)"
+    for value in msg.header_all("x-spam-level"):
+        stars = len(value.strip()) if set(value.strip()) == {"*"} else 0
+        if stars and stars >= ctx.spam_threshold:
+            return SPAM, f"spam level {'*' * stars} (X-Spam-Level)"
+    return None
+
+
+def _gtube(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    if _GTUBE in msg.subject or _GTUBE in msg.text[:200_000]:
+        return SPAM, "GTUBE spam test string"
+    return None
+
+
+# Cheapest and surest first: auto_reply_reason names the first rule that fired. The spam
+# rules come last, so every reason given before they existed is still given.
 RULES: tuple[Rule, ...] = (
     _auto_submitted,
     _report,
@@ -238,14 +340,323 @@ RULES: tuple[Rule, ...] = (
     _exchange_generated,
     _no_reply_sender,
     _subject,
+    _spam_flag,
+    _gtube,
 )
 
 
-def auto_reply_reason(msg: ParsedMessage, own_addresses: Iterable[str] = ()) -> str | None:
-    """None when a human may be answered automatically, else why not, in a few words."""
+def _context(own_addresses: Iterable[str], spam_threshold: float) -> _Context:
     own = frozenset(a.strip().lower() for a in own_addresses if a.strip())
+    return _Context(own, spam_threshold)
+
+
+def auto_reply_reason(
+    msg: ParsedMessage,
+    own_addresses: Iterable[str] = (),
+    *,
+    spam_threshold: float = DEFAULT_SPAM_THRESHOLD,
+) -> str | None:
+    """None when a human may be answered automatically, else why not, in a few words."""
+    ctx = _context(own_addresses, spam_threshold)
     for rule in RULES:
-        reason = rule(msg, own)
-        if reason is not None:
-            return reason
+        fired = rule(msg, ctx)
+        if fired is not None:
+            return fired[1]
     return None
+
+
+def classify_automatic(
+    msg: ParsedMessage,
+    own_addresses: Iterable[str] = (),
+    *,
+    spam_threshold: float = DEFAULT_SPAM_THRESHOLD,
+) -> Automatic | None:
+    """None for a mail a human wrote; else what kind of robot sent it and why we think so.
+
+    It is None exactly when :func:`auto_reply_reason` is. ``spam_threshold`` is the
+    ``X-Spam-Score`` at which, and the number of ``X-Spam-Level`` stars from which, a mail
+    is spam.
+    """
+    ctx = _context(own_addresses, spam_threshold)
+    fired = [f for f in (rule(msg, ctx) for rule in RULES) if f is not None]
+    if not fired:
+        return None
+    kinds = {kind for kind, _ in fired}
+    kind = next((k for k in AUTOMATIC_KINDS if k in kinds), _ANY)
+    recipients: tuple[str, ...] = ()
+    permanent: bool | None = None
+    if kind in (BOUNCE, _ANY):
+        report = bounce_report(msg, ctx.own)
+        if kind == BOUNCE or report.is_bounce:
+            kind, recipients, permanent = BOUNCE, report.recipients, report.permanent
+        else:
+            kind = AUTO_REPLY
+    reason = next((r for k, r in fired if k == kind), fired[0][1])
+    return Automatic(kind, reason, recipients, permanent)
+
+
+# --------------------------------------------------------------------------- bounces
+
+
+@dataclass(frozen=True, slots=True)
+class BounceReport:
+    """What a delivery report says: who failed, whether for good, and is it one at all."""
+
+    recipients: tuple[str, ...]
+    permanent: bool | None
+    is_bounce: bool  # a DSN part, or bounce wording in the text
+
+
+_DSN_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+_ADDRESS = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@" + _LABEL + r"(?:\." + _LABEL + r")+"
+_ADDRESS_RE = re.compile(_ADDRESS)
+_STATUS_RE = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
+_FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
+_MAX_RECIPIENTS = 50
+_MAX_DSN_CHARS = 100_000
+_MAX_LINE = 1_000  # a bounce's lines are short; a longer one is cut, so no regex runs long
+
+
+def _dsn_records(text: str) -> list[dict[str, str]]:
+    """The per-recipient field groups of a delivery-status body (RFC 3464 §2.3).
+
+    Tolerant of what real MTAs send: folded lines, blank lines missing between groups or
+    doubled, any case. A group starts at a blank line or when a field repeats.
+    """
+    records: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    last = ""
+    for line in text[:_MAX_DSN_CHARS].replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if not line.strip():
+            if current:
+                records.append(current)
+            current, last = {}, ""
+            continue
+        if line[:1] in " \t" and last:
+            current[last] += " " + line.strip()
+            continue
+        match = _FIELD_RE.match(line)
+        if match is None:
+            last = ""
+            continue
+        name, value = match.group(1).lower(), match.group(2).strip()
+        starts_recipient = name in ("final-recipient", "original-recipient") and (
+            name in current or "final-recipient" in current
+        )
+        if name in current or starts_recipient:
+            records.append(current)
+            current = {}
+        current[name] = value
+        last = name
+    if current:
+        records.append(current)
+    return [r for r in records if "final-recipient" in r or "original-recipient" in r]
+
+
+def _dsn_address(value: str) -> str | None:
+    """``rfc822; <a@b.org>`` → ``a@b.org``."""
+    address = value[:_MAX_LINE].split(";", 1)[1] if ";" in value else value[:_MAX_LINE]
+    match = _ADDRESS_RE.search(address)
+    return match.group().lower() if match else None
+
+
+def _dsn_texts(msg: ParsedMessage) -> Iterator[str]:
+    for att in msg.attachments:
+        if att.content_type not in _DSN_TYPES:
+            continue
+        text = decode_bytes(att.data[:_MAX_DSN_CHARS])[0]
+        yield text
+        # Some MTAs base64-encode the per-recipient groups inside the part.
+        tail = text.rsplit("\n\n", 1)[-1].strip()
+        if tail and "recipient" not in tail.lower() and re.fullmatch(r"[A-Za-z0-9+/=\s]+", tail):
+            try:
+                inner = base64.b64decode(tail)
+            except (binascii.Error, ValueError):
+                inner = b""
+            if inner:
+                yield decode_bytes(inner)[0]
+    if "final-recipient" in msg.text[:_MAX_DSN_CHARS].lower():
+        yield msg.text
+
+
+def _from_dsn(msg: ParsedMessage) -> tuple[list[str], list[bool | None], bool]:
+    recipients: list[str] = []
+    permanence: list[bool | None] = []
+    found = False
+    for text in _dsn_texts(msg):
+        found = True
+        for record in _dsn_records(text):
+            action = record.get("action", "").split()[0].lower() if record.get("action") else ""
+            if action in ("delivered", "relayed", "expanded"):
+                continue
+            status = _STATUS_RE.search(record.get("status", ""))
+            if status is None and not action:
+                continue
+            address = _dsn_address(record.get("original-recipient", "")) or _dsn_address(
+                record.get("final-recipient", "")
+            )
+            if address is not None and address not in recipients:
+                recipients.append(address)
+            # "failed" is final whatever the code (4.x.x after days of retries); "delayed"
+            # is still being retried. Without an action, the status class says it.
+            if action in ("failed", "delayed"):
+                permanence.append(action == "failed")
+            elif status is not None:
+                permanence.append(status.group(1) == "5")
+    return recipients, permanence, found
+
+
+# Where the returned original starts: what comes after is the mail we sent, not the report.
+_ORIGINAL_RE = re.compile(
+    r"^[ \t>]*(?:-{3,}[ \t]*)?(?:original message|original message follows"
+    r"|this is a copy of the message|below this line is a copy of the message"
+    r"|message d'origine|mensaje original|original message headers|en-tetes du message d'origine"
+    r"|encabezados del mensaje original|return-path:|received: from)",
+    re.MULTILINE,
+)
+# After these, the failed recipients are listed, one per line (perhaps with a name or a reason).
+_INTRO_RE = re.compile(
+    r"delivery has failed to these recipients(?: or groups)?"
+    r"|did not reach some or all of the intended recipients"
+    r"|delivery to the following recipients? (?:failed|has been delayed|has failed)"
+    r"|the following address(?:\(es\)|es)? (?:failed|had (?:permanent fatal|transient"
+    r" non-fatal) errors|had delivery problems|have delivery notifications)"
+    r"|(?:could not|cannot|can't|couldn't) be delivered to the following recipients?"
+    r"|to deliver (?:the|your) (?:mail|message) to the following (?:recipients?|address(?:es)?)"
+    r"|delivery problems\s+to the following recipient"
+    r"|failed recipients?"
+    r"|the delivery status notification errors"
+    r"|la remise a echoue pour ces destinataires(?: ou groupes)?"
+    r"|n'a pas pu etre remis aux destinataires suivants"
+    r"|error (?:al entregar|en la entrega) a estos destinatarios(?: o grupos)?"
+    r"|la entrega ha fallado para estos destinatarios(?: o grupos)?"
+    r"|no se pudo entregar a los siguientes destinatarios",
+)
+# One line each: "<a@b>: host … said", "<a@b>... User unknown", "Recipient address: a@b"…
+_LINE_RES = (
+    re.compile(r"^[ \t]*<(" + _ADDRESS + r")>[ \t]*(?::|\.\.\.|\(|$)", re.MULTILINE),
+    re.compile(
+        r"(?:recipient address|was addressed to|original-recipient|final-recipient)"
+        r"[ \t]*:?[ \t]*(?:rfc822[ \t]*;)?[ \t]*<?(" + _ADDRESS + r")"
+    ),
+    re.compile(r"delivery failed \d+ attempts?:[ \t]*<?(" + _ADDRESS + r")"),
+    re.compile(
+        r"your message to <?(" + _ADDRESS + r")>? (?:couldn't|could not|can't|cannot)"
+        r" be delivered"
+    ),
+    re.compile(
+        r"(?:wasn't|was not|has not been|couldn't be|could not be) delivered to <?("
+        + _ADDRESS
+        + r")"
+    ),
+    re.compile(r"votre message (?:a|pour) <?(" + _ADDRESS + r")>? n'a pas pu etre (?:remis|livre)"),
+    re.compile(
+        r"su mensaje (?:a|para) <?(" + _ADDRESS + r")>? no (?:se )?(?:pudo|ha podido)"
+        r" (?:ser )?entregar"
+    ),
+)
+_LISTED_RE = re.compile(r"^[ \t*•-]*(?:[^@\n]{0,80}?[(<\[][ \t]*)?(" + _ADDRESS + r")")
+_LIST_STOP_RE = re.compile(
+    r"^[ \t]*(?:diagnostic information|technical details|informations de diagnostic"
+    r"|informacion de diagnostico|generating server|reporting-mta|-{2,}|_{5,})",
+)
+_DELAY_RE = re.compile(
+    r"this is a warning|delivery to the following recipients? has been delayed|will be retried"
+    r"|will (?:continue to )?retry|has been delayed|delivery (?:status notification )?\(delay\)"
+    r"|delayed mail|could not send message for past|remise differee|entrega retrasada"
+)
+_PERMANENT_RE = re.compile(
+    r"failed permanently|permanent (?:error|failure|fatal)|non-recoverable|unrecoverable error"
+    r"|echec permanent|error permanente|delivery status notification \(failure\)"
+)
+_SMTP_RE = re.compile(r"\b(5[45]\d|4[25]\d)[ -]")
+
+
+def _report_text(text: str) -> str:
+    """The report part of a bounce's text: folded, lines cut short, the returned mail cut off."""
+    folded = "\n".join(line[:_MAX_LINE] for line in _fold(text[:_MAX_DSN_CHARS]).split("\n"))
+    cut = _ORIGINAL_RE.search(folded)
+    return folded[: cut.start()] if cut else folded
+
+
+def _from_text(text: str, exclude: frozenset[str]) -> tuple[list[str], bool]:
+    """Failed recipients named in a bounce's text, and whether it reads like a bounce."""
+    report = _report_text(text)
+    found: list[str] = []
+
+    def add(address: str) -> None:
+        address = address.lower().strip(".")
+        if address not in exclude and address not in found and len(found) < _MAX_RECIPIENTS:
+            local = address.rsplit("@", 1)[0]
+            if not _DAEMON.match(local):
+                found.append(address)
+
+    for pattern in _LINE_RES:
+        for hit in pattern.finditer(report):
+            add(hit.group(1))
+    lines = report.split("\n")
+    intro = False
+    for i, line in enumerate(lines):
+        match = _INTRO_RE.search(line)
+        if match is None:
+            continue
+        intro = True
+        rest = line[match.end() :]
+        for address in _ADDRESS_RE.findall(rest):
+            add(address)
+        for following in lines[i + 1 : i + 40]:
+            if _LIST_STOP_RE.match(following) or _INTRO_RE.search(following):
+                break
+            listed = _LISTED_RE.match(following)
+            if listed is not None:
+                add(listed.group(1))
+    return found, intro or bool(found)
+
+
+def _text_permanence(text: str) -> bool | None:
+    report = _report_text(text)
+    if _DELAY_RE.search(report):
+        return False
+    codes = {m.group(1) for m in _STATUS_RE.finditer(report)}
+    if "5" in codes:
+        return True
+    if "4" in codes:
+        return False
+    if _PERMANENT_RE.search(report):
+        return True
+    smtp = {m.group(1)[0] for m in _SMTP_RE.finditer(report)}
+    if "5" in smtp:
+        return True
+    if "4" in smtp:
+        return False
+    return None
+
+
+def bounce_report(msg: ParsedMessage, own_addresses: Iterable[str] = ()) -> BounceReport:
+    """Who failed, and for good or not, in a delivery report of any make.
+
+    The ``message/delivery-status`` part is read first; the text (Exchange's "Delivery has
+    failed to these recipients or groups", Postfix's "<x@y>: host … said", Sendmail's
+    "The following addresses had permanent fatal errors", Gmail's "Delivery to the
+    following recipient failed permanently"…) only when the part names nobody. The
+    returned original and our own addresses never count as failed recipients.
+    """
+    own = frozenset(a.strip().lower() for a in own_addresses)
+    recipients, permanence, has_dsn = _from_dsn(msg)
+    exclude = own | {msg.from_addr} | set(msg.to)
+    recipients = [r for r in recipients if r not in own]
+    text_bounce = False
+    if not recipients:
+        recipients, text_bounce = _from_text(msg.text, frozenset(exclude))
+    for value in msg.header_all("x-failed-recipients"):
+        for address in _ADDRESS_RE.findall(value[:_MAX_LINE]):
+            if address.lower() not in recipients and address.lower() not in own:
+                recipients.append(address.lower())
+    if any(p is True for p in permanence):
+        permanent: bool | None = True
+    elif permanence and all(p is False for p in permanence):
+        permanent = False
+    else:
+        permanent = _text_permanence(f"{msg.subject}\n{msg.text}")
+    return BounceReport(tuple(recipients[:_MAX_RECIPIENTS]), permanent, has_dsn or text_bounce)

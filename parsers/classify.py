@@ -20,23 +20,34 @@ What keeps ordinary correspondence out:
   own acknowledgement would come back;
 * a reply's subject (``Re:``) is mostly someone else's words: it counts half, and nothing
   when it is the subject of our acknowledgement;
-* a keyword inside a question ("When is the Article 7 report due?") counts half;
+* a keyword inside a question ("When is the Article 7 report due?") counts half, and so does
+  one in a subject that announces a question ("Question on the Article 7 reporting format",
+  "Consulta - acreditación"); words asked about do not add up, only the strongest counts,
+  so a question about a report never becomes the report;
 * "Form A" … "Form J" count only with a capital letter, and in running text only when two
   different forms are named ("the form I sent" is no Form I).
+
+A mail no human wrote is no submission, whatever words it quotes: an out-of-office reply to
+our reminder repeats "Article 7 report". ``classify_kind`` asks
+:func:`parsers.autoreply.classify_automatic` first and, when a robot sent the mail, answers
+with its kind (``auto_reply``, ``bounce``, ``list``, ``spam``) and no submission.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from parsers.attachments import Extraction
+from parsers.autoreply import AUTOMATIC_KINDS, DEFAULT_SPAM_THRESHOLD, classify_automatic
 from parsers.evidence import Evidence
 from parsers.message import ParsedMessage
 
-KINDS = ("delegation", "article7", "other")
+SUBMISSION_KINDS = ("delegation", "article7")
+# Every kind a mail can be given: submissions, other correspondence, and the mail of robots.
+KINDS = (*SUBMISSION_KINDS, "other", *AUTOMATIC_KINDS)
 THRESHOLD = 0.5
 MAX_SCAN = 100_000  # characters of one text that are read: a submission says what it is early
 
@@ -179,6 +190,15 @@ _NOT_KEYWORDS = re.compile(
     r"delegation of the european union|delegation de l'union europeenne"
     r"|delegacion de la union europea|delegation permanente|delegacion permanente"
     r"|eu delegation|permanent delegation"
+    # Delegates addressed, not listed: "Memorandum to delegates", "Chers délégués".
+    r"|(?:to|for) (?:all |the )?delegates|dear delegates|aux delegues|chers delegues"
+    r"|(?:a|para) (?:los |las )?delegad[oa]s|estimad[oa]s delegad[oa]s"
+)
+# A subject that announces a question: what it names is asked about, not sent.
+_QUESTION_SUBJECT = re.compile(
+    r"\?|^\W*(?:questions?|query|queries|enquiry|inquiry|clarifications?|request for "
+    r"(?:information|clarification)|consultas?|preguntas?|dudas?|renseignements?"
+    r"|demande (?:d'information|de renseignements|de precision))\b"
 )
 _FORM = re.compile(
     r"\b(?:[Ff]orm|FORM|[Ff]ormulaire|FORMULAIRE|[Ff]ormulario|FORMULARIO) ([A-J])\b"
@@ -241,6 +261,7 @@ class _Hit:
     where: str  # words for the clerk: 'subject', 'body', 'file name "x.pdf"', 'text of "x.pdf"'
     factor: float = 1.0
     why: str = ""
+    asked: bool = False  # inside a question: counts half, and does not add up
 
 
 def _scan(text: str, place: str, where: str, questions: bool = False) -> list[_Hit]:
@@ -256,7 +277,7 @@ def _scan(text: str, place: str, where: str, questions: bool = False) -> list[_H
                 continue
             in_question = [any(a <= m.start() < b for a, b in asked) for m in found]
             if all(in_question):
-                hits.append(_Hit(phrase, place, where, 0.5, " (in a question)"))
+                hits.append(_Hit(phrase, place, where, 0.5, " (in a question)", asked=True))
             else:
                 hits.append(_Hit(phrase, place, where))
             # A longer phrase hides the words inside it from the tiers below.
@@ -279,17 +300,28 @@ def _file_words(name: str) -> str:
     return re.sub(r"[_+\-]+", " ", stem)
 
 
-def _evidence(hits: list[_Hit]) -> list[Evidence]:
-    """One piece of evidence per phrase and place: repeating a word proves nothing more."""
-    best: dict[tuple[str, str, str], Evidence] = {}
+def _evidence(hits: list[_Hit]) -> list[tuple[Evidence, bool]]:
+    """One piece of evidence per phrase and place: repeating a word proves nothing more.
+
+    Each with whether it was asked about (in a question), strongest first.
+    """
+    best: dict[tuple[str, str, str], tuple[Evidence, bool]] = {}
     for hit in hits:
         weight = round(_WEIGHTS[hit.phrase.tier][hit.place] * hit.factor, 3)
         key = (hit.phrase.kind, hit.phrase.label, hit.place)
         rule = f"{hit.place}-keyword"
         detail = f'{hit.where}: "{hit.phrase.label}"{hit.why}'
-        if key not in best or best[key].weight < weight:
-            best[key] = Evidence(rule=rule, detail=detail, weight=weight, target=hit.phrase.kind)
-    return sorted(best.values(), key=lambda e: e.weight, reverse=True)
+        if key not in best or best[key][0].weight < weight:
+            found = Evidence(rule=rule, detail=detail, weight=weight, target=hit.phrase.kind)
+            best[key] = (found, hit.asked)
+    return sorted(best.values(), key=lambda pair: pair[0].weight, reverse=True)
+
+
+def _score(evidence: Sequence[tuple[Evidence, bool]], kind: str) -> float:
+    """Noisy-OR of what was said, plus the strongest of what was only asked about."""
+    said = [e.weight for e, asked in evidence if e.target == kind and not asked]
+    asked = [e.weight for e, asked in evidence if e.target == kind and asked]
+    return _noisy_or([*said, max(asked, default=0.0)])
 
 
 def _noisy_or(weights: Sequence[float]) -> float:
@@ -299,14 +331,50 @@ def _noisy_or(weights: Sequence[float]) -> float:
     return 1.0 - miss
 
 
-def classify_kind(msg: ParsedMessage, extractions: Sequence[Extraction]) -> KindResult:
-    """Which submissions ``msg`` makes, strongest first, with the evidence for each."""
+def _automatic_result(msg: ParsedMessage, own: Iterable[str], spam: float) -> KindResult | None:
+    auto = classify_automatic(msg, own, spam_threshold=spam)
+    if auto is None:
+        return None
+    evidence = [Evidence(rule="automatic", detail=auto.reason, weight=1.0, target=auto.kind)]
+    if auto.kind == "bounce" and (auto.failed_recipients or auto.permanent is not None):
+        failed = ", ".join(auto.failed_recipients) or "not named"
+        how = {True: "permanent", False: "delayed", None: "not said"}[auto.permanent]
+        detail = f"failed recipients: {failed} ({how})"
+        evidence.append(
+            Evidence(rule="bounce-recipients", detail=detail, weight=1.0, target="bounce")
+        )
+    return KindResult(auto.kind, (), 1.0, tuple(evidence))
+
+
+def classify_kind(
+    msg: ParsedMessage,
+    extractions: Sequence[Extraction],
+    *,
+    own_addresses: Iterable[str] = (),
+    spam_threshold: float = DEFAULT_SPAM_THRESHOLD,
+    robots: bool = True,
+) -> KindResult:
+    """Which submissions ``msg`` makes, strongest first, with the evidence for each.
+
+    A mail from a robot makes none: its kind is the robot's (``auto_reply``, ``bounce``,
+    ``list``, ``spam``) and ``kinds`` is empty. ``own_addresses`` are ours, as for
+    :func:`parsers.autoreply.auto_reply_reason`. ``robots=False`` reads the words alone,
+    for a mail a human has to look at anyway (a known mission's mail the spam filter flagged).
+    """
+    automatic = _automatic_result(msg, own_addresses, spam_threshold) if robots else None
+    if automatic is not None:
+        return automatic
     hits: list[_Hit] = []
     subject = msg.subject
     forward = bool(_FORWARD_PREFIX.match(subject))
     reply = bool(_REPLY_PREFIX.match(subject)) and not forward
     if not ((reply or forward) and _OUR_SUBJECTS.search(_fold(subject))):
         found = _scan(subject, "subject", "subject") + _forms(subject, "subject", "subject", 1)
+        if _QUESTION_SUBJECT.search(_fold(subject)):
+            for hit in found:
+                if not hit.asked:
+                    hit.factor, hit.asked = 0.5 * hit.factor, True
+                    hit.why = " (question subject)" + hit.why
         if reply:
             # Someone else's subject, often ours: half weight, and one phrase per kind, or
             # "Re: Article 7 transparency report" alone would add up to a report.
@@ -334,10 +402,9 @@ def classify_kind(msg: ParsedMessage, extractions: Sequence[Extraction]) -> Kind
             hits += _scan(extraction.text, "attachment", where)
             hits += _forms(extraction.text, "attachment", where, 2)
 
-    evidence = _evidence(hits)
-    scores = {
-        kind: _noisy_or([e.weight for e in evidence if e.target == kind]) for kind in KINDS[:2]
-    }
+    weighed = _evidence(hits)
+    evidence = [e for e, _ in weighed]
+    scores = {kind: _score(weighed, kind) for kind in SUBMISSION_KINDS}
     kinds = tuple(
         kind
         for kind, score in sorted(scores.items(), key=lambda item: item[1], reverse=True)

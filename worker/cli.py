@@ -15,7 +15,8 @@ from rich.table import Table
 from config.settings import ConfigError, Settings, load_settings
 
 cli = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-out = Console(soft_wrap=True)  # long paths and reasons stay on one line
+# Long paths and reasons stay on one line; tables get room when the output is not a terminal.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -102,8 +103,14 @@ def poll() -> None:
 def classify(
     files: Annotated[list[Path], typer.Argument(help=".eml files", exists=True, dir_okay=False)],
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per file.")] = False,
+    ocr: Annotated[
+        bool, typer.Option(help="Read scans with Tesseract (slow: ~0.5–3 s a page).")
+    ] = True,
 ) -> None:
-    """Dry run: what would be decided for each .eml file. No database, no network, no writes."""
+    """Dry run: what would be decided for each .eml file. No database, no network, no writes.
+
+    Example: ccm-intake classify --json --no-ocr inbox/*.eml
+    """
     from config.registry import load_directory, load_registry
     from parsers.message import UnparseableMessage
     from worker.runtime import analyse_message
@@ -113,7 +120,7 @@ def classify(
     results: list[dict[str, object]] = []
     for path in files:
         try:
-            analysis = analyse_message(settings, registry, directory, path.read_bytes())
+            analysis = analyse_message(settings, registry, directory, path.read_bytes(), ocr=ocr)
         except UnparseableMessage as exc:
             results.append(
                 {
@@ -151,6 +158,26 @@ def classify(
     out.print(table)
 
 
+def describe(kind: str, details: str) -> str:
+    """One line on what a filed submission says (its roster, its report's cover)."""
+    if not details:
+        return ""
+    found = json.loads(details)
+    if kind == "delegation":
+        people = found.get("delegates", [])
+        head = next((d for d in people if d.get("role") == "head"), None)
+        text = f"{len(people)} delegate(s)"
+        if head:
+            text += f", head: {(head.get('honorific', '') + ' ' + head['name']).strip()}"
+        return text
+    if kind == "article7":
+        what = "initial" if found.get("initial") else f"annual {found.get('reporting_year') or '?'}"
+        forms = found.get("forms", [])
+        changed = [f["form"] for f in forms if f.get("status") in ("changed", "present")]
+        return f"{what}; forms {''.join(changed) or '—'} with content, {len(forms)} listed"
+    return ""
+
+
 @cli.command()
 def status() -> None:
     """What is filed, per State, and where the other messages stand."""
@@ -158,13 +185,30 @@ def status() -> None:
     from worker.runtime import build_context
 
     ctx = build_context(settings)
-    table = Table("State", "kind", "submissions", "latest received (UTC)", title="Filed")
-    for iso3, kind, count, latest in ctx.db.filed_by_state():
+    table = Table(
+        "State",
+        "kind",
+        "for",
+        "version",
+        "received (UTC)",
+        "reference",
+        "what it says",
+        title="Filed (latest version of each)",
+    )
+    for sub in ctx.db.latest_submissions():
         try:
-            name = f"{iso3} {ctx.registry.get(iso3).name_en}"
+            name = f"{sub.state_iso3} {ctx.registry.get(sub.state_iso3).name_en}"
         except KeyError:
-            name = iso3
-        table.add_row(name, kind, str(count), latest.strftime("%Y-%m-%d %H:%M"))
+            name = sub.state_iso3
+        table.add_row(
+            name,
+            sub.kind,
+            sub.cycle or "—",
+            str(sub.version),
+            sub.received_at.strftime("%Y-%m-%d %H:%M"),
+            sub.reference,
+            describe(sub.kind, sub.details),
+        )
     out.print(table)
     counts = ctx.db.status_counts()
     out.print("messages: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
+from parsers.attachments import unpack
 from parsers.message import UnparseableMessage
 from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack
 from worker.runtime import Context, analyse_message
@@ -70,7 +71,9 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
         raise RuntimeError(f"message {message_id}: archive file unreadable: {exc}") from exc
     analysis: Analysis | None = None
     try:
-        analysis = analyse_message(ctx.settings, ctx.registry, ctx.directory, raw)
+        analysis = analyse_message(
+            ctx.settings, ctx.registry, ctx.directory, raw, received=row.internaldate.date()
+        )
     except UnparseableMessage as exc:
         outcome = _quarantine(ctx, f"unreadable message: {exc}")
     except Exception as exc:  # the one per-message bulkhead: bad input never stops the worker
@@ -116,7 +119,9 @@ def resolve_review(
         raise ReviewError(f"message #{message_id} is not in the review queue")
     try:
         raw = ctx.archive.read(row.raw_path)
-        analysis = analyse_message(ctx.settings, ctx.registry, ctx.directory, raw)
+        analysis = analyse_message(
+            ctx.settings, ctx.registry, ctx.directory, raw, received=row.internaldate.date()
+        )
     except (OSError, UnparseableMessage) as exc:
         ctx.db.release_message(message_id, Status.needs_review)
         raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
@@ -213,8 +218,7 @@ def plan(
     if decided is not None:
         status = Status.filed
         state = ctx.registry.get(decided)
-        attachments = analysis.message.attachments
-        files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
+        files = filed_files(analysis, raw)
         answer = analysis.ack if ack is None else ack
         submissions = tuple(
             PlannedSubmission(
@@ -223,6 +227,8 @@ def plan(
                 state_folder=f"{state.iso3} {state.name_en}",
                 files=files,
                 ack=answer and kind in ACKNOWLEDGED_KINDS,
+                cycle=analysis.cycles.get(kind, ""),
+                details_json=analysis.details_json(kind),
             )
             for kind in (kinds or analysis.kinds)
         )
@@ -241,6 +247,20 @@ def plan(
         target=target,
         submissions=submissions,
     )
+
+
+def filed_files(analysis: Analysis, raw: bytes) -> list[tuple[str, bytes]]:
+    """What goes into a submission's folder: the mail as received, each attachment, and the
+    files inside containers (zip, .msg, winmail.dat) so that the secretary can open them."""
+    attachments = analysis.message.attachments
+    files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
+    seen = {a.sha256 for a in attachments}
+    for container in attachments:
+        for inner in unpack(container):
+            if inner.sha256 not in seen:  # a forwarded mail's files are also at the top
+                seen.add(inner.sha256)
+                files.append((inner.safe_name, inner.data))
+    return files
 
 
 def _recorded_state(status: Status, decided: str | None, analysis: Analysis) -> str | None:

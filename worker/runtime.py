@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 
-from config.registry import load_directory, load_registry
+from config.registry import load_directory, load_meetings, load_registry
 from config.settings import Settings, load_settings
 from parsers.analysis import Analysis, analyse
 from parsers.states import MissionDirectory, StateRegistry
+from worker.extraction import Limits, extract_isolated
 from worker.store import Archive, Database
 
 
@@ -48,9 +50,23 @@ def get_context() -> Context:
 
 
 def analyse_message(
-    settings: Settings, registry: StateRegistry, directory: MissionDirectory, raw: bytes
+    settings: Settings,
+    registry: StateRegistry,
+    directory: MissionDirectory,
+    raw: bytes,
+    *,
+    received: date | None = None,
+    ocr: bool | None = None,
 ) -> Analysis:
-    """``parsers.analysis.analyse`` with what the settings say; the worker and the CLI share it."""
+    """``parsers.analysis.analyse`` with what the settings say; the worker and the CLI share it.
+
+    Attachments are read in a child process under the settings' time and memory limits.
+    """
+    limits = Limits(
+        seconds=settings.extract_seconds,
+        memory_mb=settings.extract_memory_mb,
+        ocr=settings.ocr if ocr is None else ocr,
+    )
     return analyse(
         raw,
         registry=registry,
@@ -58,4 +74,7 @@ def analyse_message(
         own_addresses=(settings.service_address, settings.secretary_address),
         threshold=settings.state_threshold,
         authserv_ids=settings.trusted_authserv_ids,
+        received=received,
+        meetings=load_meetings(),
+        extract=lambda msg: extract_isolated(msg, limits),
     )

@@ -756,6 +756,20 @@ class Database:
             )
             return [(iso3, kind, int(n), _aware(latest)) for iso3, kind, n, latest in rows]
 
+    def latest_submissions(self) -> list[Submission]:
+        """The newest version of each State's submission per kind and cycle."""
+        with self.session() as s:
+            superseded = select(Submission.supersedes_id).where(
+                Submission.supersedes_id.is_not(None)
+            )
+            return list(
+                s.scalars(
+                    select(Submission)
+                    .where(Submission.id.not_in(superseded))
+                    .order_by(Submission.state_iso3, Submission.kind, Submission.cycle)
+                )
+            )
+
     def outbox_counts(self) -> dict[str, int]:
         with self.session() as s:
             rows = s.execute(select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status))

@@ -234,3 +234,125 @@ def test_a_reply_subject_counts_half_and_once_per_kind() -> None:
 
     assert result.kind == "other"
     assert [e.detail for e in result.evidence] == ['subject: "transparency report" (reply subject)']
+
+
+@pytest.mark.parametrize(
+    ("subject", "body"),
+    [
+        (
+            "Question on the Article 7 reporting format",
+            "Could you please confirm whether the Article 7 report may be submitted in Excel "
+            "format, or whether a signed PDF is required?",
+        ),
+        (
+            "Consulta - acreditación adicional",
+            "¿Podrían indicarnos si es posible acreditar a un miembro adicional de la "
+            "delegación después de la fecha límite?",
+        ),
+        (
+            "Composition des délégations ?",
+            "Pourriez-vous nous indiquer la date limite pour la transmission de la "
+            "composition des délégations ?",
+        ),
+    ],
+)
+def test_what_a_mission_only_asks_about_does_not_add_up_to_a_submission(
+    subject: str, body: str
+) -> None:
+    """A question announced in the subject counts half, and asked words count only once."""
+    result = classify(subject, body)
+
+    assert (result.kind, result.kinds) == ("other", ())
+    assert any("question" in e.detail for e in result.evidence)
+
+
+def test_a_submission_that_also_asks_something_is_still_a_submission() -> None:
+    result = classify(
+        "Article 7 report - Ghana",
+        "Please find attached our Article 7 report. Could you confirm that you received it?",
+        ("Ghana 2016.pdf", "State Party: Ghana. Form A ... Form B ... Form C"),
+    )
+
+    assert result.kind == "article7"
+
+
+def test_delegates_addressed_are_not_delegates_listed() -> None:
+    result = classify(
+        "Memorandum to delegates",
+        "Dear delegates, our memorandum on interpretive issues is attached.",
+    )
+
+    assert result.kind == "other"
+
+
+def robot_mail(subject: str, body: str, **headers: str) -> ParsedMessage:
+    message = EmailMessage()
+    message["From"] = headers.pop("From", "Kari Nordmann <kari@mfa.example>")
+    message["To"] = "ccm@unog.ch"
+    message["Subject"] = subject
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    message.set_content(body)
+    return parse_message(message.as_bytes())
+
+
+def test_an_out_of_office_quoting_our_reminder_submits_nothing() -> None:
+    msg = robot_mail(
+        "Automatic reply: Reminder: Article 7 transparency report due 30 April",
+        "I am out of the office. Your message about the Article 7 transparency report and the "
+        "composition of the delegation will be answered on my return.",
+        Auto_Submitted="auto-replied",
+    )
+
+    result = classify_kind(msg, [])
+
+    assert (result.kind, result.kinds, result.confidence) == ("auto_reply", (), 1.0)
+    assert [(e.rule, e.target) for e in result.evidence] == [("automatic", "auto_reply")]
+
+
+def test_a_bounce_says_who_failed_in_its_evidence() -> None:
+    msg = robot_mail(
+        "Undelivered Mail Returned to Sender",
+        "<old.desk@mfa.example>: host mx.mfa.example said: 550 5.1.1 User unknown",
+        From="MAILER-DAEMON@mx.mfa.example",
+    )
+
+    result = classify_kind(msg, [])
+
+    assert result.kind == "bounce" and result.kinds == ()
+    assert result.evidence[-1].detail == "failed recipients: old.desk@mfa.example (permanent)"
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind"),
+    [
+        ({"List_Id": "<news.example.org>"}, "list"),
+        ({"X_Spam_Flag": "YES"}, "spam"),
+        ({"X_Spam_Score": "6.1"}, "spam"),
+    ],
+)
+def test_list_and_spam_mail_submit_nothing(headers: dict[str, str], kind: str) -> None:
+    msg = robot_mail("Composition of the delegation", "Head of delegation: ...", **headers)
+
+    result = classify_kind(msg, [])
+
+    assert (result.kind, result.kinds) == (kind, ())
+    assert result.kind in KINDS
+
+
+def test_the_spam_threshold_and_our_own_addresses_are_passed_on() -> None:
+    msg = robot_mail("Composition of the delegation", "Head of delegation: ...", X_Spam_Score="6.1")
+    ours = robot_mail(
+        "Composition of the delegation", "Head of delegation: ...", From="ccm@unog.ch"
+    )
+
+    assert classify_kind(msg, [], spam_threshold=8.0).kind == "delegation"
+    assert classify_kind(ours, []).kind == "delegation"
+    assert classify_kind(ours, [], own_addresses=["CCM@unog.ch"]).kind == "auto_reply"
+
+
+def test_the_words_alone_can_be_read_when_a_human_looks_anyway() -> None:
+    msg = robot_mail("Composition of the delegation", "Head of delegation: ...", X_Spam_Flag="YES")
+
+    assert classify_kind(msg, []).kind == "spam"
+    assert classify_kind(msg, [], robots=False).kind == "delegation"

@@ -1,0 +1,277 @@
+"""extract_isolated: a message's attachments read in a child process that cannot hang the
+worker or eat its memory, and that leaves no process behind, also from a daemonic process
+as in Celery's prefork pool. Hostile behaviour is played by targets passed in (``target=``)."""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from fpdf import FPDF
+from PIL import Image, ImageDraw, ImageFont
+
+from parsers.attachments import Extraction, extract_all
+from parsers.message import ParsedMessage, parse_message
+from worker.extraction import Limits, extract_isolated
+
+
+def make_pdf(text: str) -> bytes:
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.cell(0, 10, text)
+    return bytes(pdf.output())
+
+
+def make_message(*, scan: bool = False) -> ParsedMessage:
+    message = EmailMessage()
+    message["From"] = "Mission of Chile <chile@example.org>"
+    message["To"] = "ccm@unog.ch"
+    message["Subject"] = "Delegation to the 7MSP"
+    message.set_content("Please find attached our note and list.")
+    message.add_attachment(
+        make_pdf("Permanent Mission of Chile"),
+        maintype="application",
+        subtype="pdf",
+        filename="nv.pdf",
+    )
+    pack = io.BytesIO()
+    with zipfile.ZipFile(pack, "w") as archive:
+        archive.writestr("liste.csv", "Nombre;Cargo\nSra. María Pérez;Embajadora\n")
+        archive.writestr("nota.txt", "Delegación de Chile")
+    message.add_attachment(pack.getvalue(), maintype="application", subtype="zip", filename="d.zip")
+    if scan:
+        image = Image.new("L", (1400, 200), 255)
+        ImageDraw.Draw(image).text(
+            (60, 60), "Permanent Mission of Chile", font=ImageFont.load_default(size=48), fill=0
+        )
+        scanned = io.BytesIO()
+        image.save(scanned, format="PDF", resolution=200)  # no text layer: OCR in the child
+        message.add_attachment(
+            scanned.getvalue(), maintype="application", subtype="pdf", filename="scan.pdf"
+        )
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        message.add_attachment(png.getvalue(), maintype="image", subtype="png", filename="scan.png")
+    return parse_message(message.as_bytes())
+
+
+def descendants() -> set[int]:
+    return {child.pid for child in psutil.Process().children(recursive=True)}
+
+
+def gone(pid: int) -> bool:
+    """No such process, or a zombie that is not ours (init reaps it)."""
+    try:
+        process = psutil.Process(pid)
+        return process.status() == psutil.STATUS_ZOMBIE and process.ppid() != os.getpid()
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def leaves_no_process_behind() -> Iterator[None]:
+    before = descendants()
+    yield
+    assert descendants() - before == set()
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def sleeps(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+    time.sleep(600)
+    return ()
+
+
+def first_then_sleeps(msg: ParsedMessage, *, ocr: bool) -> Iterator[Extraction]:
+    yield Extraction(msg.attachments[0].safe_name, "text", "first one", None)
+    time.sleep(600)
+
+
+def allocates_2_gb(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+    hog = bytearray(2 * 1024 * 1024 * 1024)
+    return [Extraction("x", "text", str(len(hog)), None)]
+
+
+def segfaults(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+    os.kill(os.getpid(), signal.SIGSEGV)
+    time.sleep(5)
+    return ()
+
+
+def raises(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+    raise ValueError("pypdf had a bad day")
+
+
+def starts_a_program_then_hangs(record: Path) -> Callable[..., Iterable[Extraction]]:
+    """A stand-in for a tesseract run that never ends: the grandchild must die too."""
+
+    def target(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+        program = subprocess.Popen(["sleep", "600"])
+        record.write_text(f"{os.getpid()} {program.pid}")
+        program.wait()
+        return ()
+
+    return target
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_it_gives_what_extract_all_gives() -> None:
+    msg = make_message(scan=shutil.which("tesseract") is not None)
+
+    isolated = extract_isolated(msg)
+
+    assert isolated == extract_all(msg)
+    assert [x.error for x in isolated] == [None] * len(msg.attachments)
+    assert all("Permanent Mission of Chile" in x.text for x in isolated[2:])
+    assert isolated[1].parts[0].tables == (
+        (("Nombre", "Cargo"), ("Sra. María Pérez", "Embajadora")),
+    )
+
+
+def test_it_passes_the_ocr_switch_to_the_child() -> None:
+    msg = make_message(scan=True)
+
+    isolated = extract_isolated(msg, Limits(ocr=False))
+
+    assert isolated[-1].error == "image not read: OCR is off"
+
+
+def test_a_message_without_attachments_needs_no_child() -> None:
+    message = EmailMessage()
+    message["From"] = "a@example.org"
+    message.set_content("Hello")
+
+    assert extract_isolated(parse_message(message.as_bytes())) == ()
+
+
+def test_it_kills_a_hanging_extraction_at_the_time_limit() -> None:
+    msg = make_message()
+    started = time.monotonic()
+
+    results = extract_isolated(msg, Limits(seconds=1), target=sleeps)
+
+    assert time.monotonic() - started < 3
+    assert results == (
+        Extraction("nv.pdf", "none", "", "extraction timed out after 1 s"),
+        Extraction("d.zip", "none", "", "extraction timed out after 1 s"),
+    )
+
+
+def test_it_keeps_what_was_read_before_the_time_limit() -> None:
+    results = extract_isolated(make_message(), Limits(seconds=0.5), target=first_then_sleeps)
+
+    assert [(x.name, x.text, x.error) for x in results] == [
+        ("nv.pdf", "first one", None),
+        ("d.zip", "", "extraction timed out after 0.5 s"),
+    ]
+
+
+def test_it_kills_the_programs_the_extraction_started(tmp_path: Path) -> None:
+    record = tmp_path / "pids"
+
+    results = extract_isolated(
+        make_message(), Limits(seconds=1), target=starts_a_program_then_hangs(record)
+    )
+
+    child, grandchild = (int(pid) for pid in record.read_text().split())
+    assert results[0].error == "extraction timed out after 1 s"
+    assert gone(child)
+    deadline = time.monotonic() + 5
+    while not gone(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(grandchild)
+
+
+def test_it_stops_an_extraction_that_outgrows_the_memory_cap() -> None:
+    started = time.monotonic()
+
+    results = extract_isolated(make_message(), Limits(memory_mb=1024), target=allocates_2_gb)
+
+    assert time.monotonic() - started < 5
+    assert [x.error for x in results] == ["extraction failed: out of memory"] * 2
+
+
+def test_it_reports_a_crashed_extraction() -> None:
+    results = extract_isolated(make_message(), target=segfaults)
+
+    assert [x.error for x in results] == [f"extraction process died (signal {signal.SIGSEGV})"] * 2
+
+
+def test_it_reports_an_extraction_that_raised() -> None:
+    results = extract_isolated(make_message(), target=raises)
+
+    assert [x.error for x in results] == ["extraction failed: ValueError: pypdf had a bad day"] * 2
+
+
+def test_limits_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="seconds"):
+        Limits(seconds=0)
+    with pytest.raises(ValueError, match="memory_mb"):
+        Limits(memory_mb=1)
+
+
+def _in_a_daemon(queue: Any, which: str) -> None:
+    """What a Celery prefork child does: run the task's code in a daemonic process."""
+    assert multiprocessing.current_process().daemon
+    msg = make_message()
+    if which == "normal":
+        queue.put((extract_isolated(msg), extract_all(msg)))
+    elif which == "hang":
+        queue.put((extract_isolated(msg, Limits(seconds=1), target=sleeps), None))
+    else:
+        queue.put((extract_isolated(msg, target=allocates_2_gb), None))
+    queue.put(sorted(descendants()))
+
+
+@pytest.mark.parametrize("which", ["normal", "hang", "memory"])
+def test_it_works_inside_a_daemonic_process_as_in_celery(which: str) -> None:
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    daemon = context.Process(target=_in_a_daemon, args=(queue, which), daemon=True)
+    daemon.start()
+    try:
+        isolated, expected = queue.get(timeout=30)
+        left_in_daemon = queue.get(timeout=5)
+    finally:
+        daemon.join(timeout=10)
+    assert daemon.exitcode == 0
+    assert left_in_daemon == []
+    if which == "normal":
+        assert isolated == expected
+    elif which == "hang":
+        assert [x.error for x in isolated] == ["extraction timed out after 1 s"] * 2
+    else:
+        assert [x.error for x in isolated] == ["extraction failed: out of memory"] * 2
+
+
+def test_the_child_costs_a_few_milliseconds() -> None:
+    msg = make_message()
+    extract_all(msg)  # imports and caches warm
+    overheads = []
+    for _ in range(15):
+        started = time.perf_counter()
+        extract_all(msg)
+        direct = time.perf_counter() - started
+        started = time.perf_counter()
+        extract_isolated(msg)
+        overheads.append(time.perf_counter() - started - direct)
+    overhead = statistics.median(overheads)
+    print(f"\nfork overhead per message: {overhead * 1000:.1f} ms (median of 15)")
+    assert overhead < 0.25
