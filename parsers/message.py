@@ -556,8 +556,8 @@ def _visit(walk: _Walk, part: Message, depth: int, is_root: bool) -> None:
         return
     if part.is_multipart() and ctype not in _REPORT_TYPES:
         return  # a container: its children come next
-    if ctype in _REPORT_TYPES and not filename:
-        return
+    if ctype in _REPORT_TYPES and not filename and ctype != "message/delivery-status":
+        return  # the delivery status is kept: it names the recipient that failed
     is_body = ctype in ("text/plain", "text/html") and not filename and disposition != "attachment"
     if ctype.startswith("multipart/") and not part.is_multipart():
         ctype, is_body = "text/plain", True  # structure lost beyond recovery: read it as text
