@@ -26,7 +26,9 @@ def setup_logging(level: str = "INFO") -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
     )
-    logging.getLogger("mailparser").setLevel(logging.WARNING)  # ~90 DEBUG lines per message
+    # mail-parser logs ~90 DEBUG lines per message and a WARNING for every part type it does
+    # not handle itself ("Email content 'png' not handled"): parsers/message.py reads those.
+    logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 
 def settings_or_exit() -> Settings:
@@ -116,6 +118,7 @@ def classify(
     from worker.runtime import analyse_message
 
     settings = settings_or_exit()
+    setup_logging("WARNING")
     registry, directory = load_registry(), load_directory()
     results: list[dict[str, object]] = []
     for path in files:
