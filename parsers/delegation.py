@@ -31,21 +31,24 @@ exception.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
-Table = tuple[tuple[str, ...], ...]
+from parsers.text import (
+    MAX_CELL,
+    MAX_CHARS,
+    MAX_COLUMNS,
+    MAX_ROWS,
+    Table,
+)
+from parsers.text import bound as _bound
+from parsers.text import clean as _clean
+from parsers.text import fold as _fold
+from parsers.text import squash as _squash
 
 MAX_DELEGATES = 200
-MAX_CHARS = 200_000  # characters of one text that are read
 MAX_LINES = 10_000
 MAX_LINE = 400  # a longer line is prose, never a person
-MAX_ROWS = 2_000
-MAX_COLUMNS = 40
-MAX_CELL = 400
-MAX_SOURCES = 30
-MAX_TOTAL = 1_000_000  # characters read from one mail, all sources together
 MAX_WARNINGS = 25
 _HEADER_ROWS = 10  # a header row is looked for among the first rows of a table
 
@@ -70,115 +73,11 @@ class Roster:
     warnings: tuple[str, ...]
 
 
-# --- folding -----------------------------------------------------------------------------------
-
-# One character for one, so that an offset in the folded text is an offset in the original.
-_ONE_FOR_ONE = str.maketrans(
-    {
-        "\xa0": " ",
-        "\u202f": " ",
-        "\u2007": " ",
-        "\u2009": " ",
-        "\u2019": "'",
-        "\u2018": "'",
-        "`": "'",
-        "\u2010": "-",
-        "\u2011": "-",
-        "\u00aa": "a",  # 7ª
-        "\u00ba": "o",  # 1º
-        "\u00b0": "o",
-        "\uff1a": ":",
-    }
-)
-
-
-class _Folding(dict[int, str]):
-    """A translation table built as characters are met: lower case, accents dropped, and
-    still one character for one (a character that would become two stays as it is)."""
-
-    def __missing__(self, code: int) -> str:
-        char = chr(code)
-        base = unicodedata.normalize("NFD", char)[0].lower()
-        value = base if len(base) == 1 else char
-        if len(self) < 20_000:  # garbage may hold every code point: keep the table small
-            self[code] = value
-        return value
-
-
-_FOLDING = _Folding({code: value.lower() for code, value in _ONE_FOR_ONE.items()})
-
-
-def _clean(text: str) -> str:
-    """Unify look-alike spaces, apostrophes and dashes; same length as ``text``."""
-    return text.translate(_ONE_FOR_ONE)
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents, one character for one (offsets stay valid)."""
-    if text.isascii():
-        return text.lower().replace("`", "'")
-    return text.translate(_FOLDING)
-
-
-def _squash(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _words(regex: str) -> re.Pattern[str]:
     return re.compile(r"(?:" + regex + r")")
 
 
 # --- bounds ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Inputs:
-    body: str
-    texts: tuple[tuple[str, str], ...]
-    tables: tuple[tuple[str, Table], ...]
-    warnings: tuple[str, ...]
-
-
-def _bound(
-    body: str, texts: Sequence[tuple[str, str]], tables: Sequence[tuple[str, Table]]
-) -> _Inputs:
-    """The inputs cut to what is read: MAX_CHARS a text or table, MAX_TOTAL in all, each cell
-    MAX_CELL, MAX_ROWS x MAX_COLUMNS a table, MAX_SOURCES of each. Cleaned (``_clean``)."""
-    warnings: list[str] = []
-    left = MAX_TOTAL
-
-    def cut(text: str, where: str) -> str:
-        nonlocal left
-        size = min(MAX_CHARS, left)
-        if len(text) > size:
-            warnings.append(f"{where}: only the first {size} characters read")
-            text = text[:size]
-        left -= len(text)
-        return _clean(text)
-
-    kept_body = cut(body, "message body")
-    if len(texts) > MAX_SOURCES or len(tables) > MAX_SOURCES:
-        warnings.append(f"only the first {MAX_SOURCES} texts and tables read")
-    kept_texts = tuple((name, cut(text, f"text of {name}")) for name, text in texts[:MAX_SOURCES])
-    kept_tables: list[tuple[str, Table]] = []
-    for name, table in tables[:MAX_SOURCES]:
-        rows: list[tuple[str, ...]] = []
-        budget, used = min(MAX_CHARS, left), 0
-        for row in table[:MAX_ROWS]:
-            cells = tuple(
-                _squash(_clean(str(cell)))[:MAX_CELL] if cell is not None else ""
-                for cell in row[:MAX_COLUMNS]
-            )
-            cost = sum(map(len, cells)) + len(cells)
-            if used + cost > budget:
-                break
-            used += cost
-            rows.append(cells)
-        if len(rows) < len(table):
-            warnings.append(f"table in {name}: only the first {len(rows)} rows read")
-        left -= used
-        kept_tables.append((name, tuple(rows)))
-    return _Inputs(kept_body, kept_texts, tuple(kept_tables), tuple(warnings))
 
 
 # --- vocabulary --------------------------------------------------------------------------------
