@@ -17,6 +17,21 @@ from imap_tools import MailBoxUnencrypted
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """`ccm-intake ARGS` as a user runs it, with exactly the environment ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "worker.cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def service_env(
     *,
     data_dir: Path,

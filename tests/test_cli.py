@@ -4,30 +4,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
-from tests.app import ROOT
+from tests.app import run_cli
 from worker.samples import demo_samples
 
 
 def cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
+) -> CompletedProcess[str]:
+    """The command with this test's settings only: none of the caller's CCM_* leak in."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("CCM_")}
-    return subprocess.run(
-        [sys.executable, "-m", "worker.cli", *args],
-        cwd=ROOT,
-        env=base | (env or {}),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return run_cli(base | (env or {}), *args, timeout=timeout)
 
 
 def test_classify_json_reports_state_kind_ack_and_evidence_for_each_file(tmp_path: Path) -> None:

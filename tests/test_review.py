@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from imap_tools import MailBoxUnencrypted
 
 from config.settings import load_settings
-from tests.app import ROOT, append, folder_subjects
+from tests.app import append, folder_subjects, run_cli
 from worker import intake, mailer, processing
 from worker.processing import Decision, ReviewError, resolve_review
 from worker.runtime import Context, build_context
@@ -125,15 +124,7 @@ def test_the_cli_lists_the_queue_and_resolves_an_item(
     env = make_env(sqlite_url)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "worker.cli", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_cli(env, *args)
 
     listed = cli("review", "list", "--json")
     assert listed.returncode == 0, listed.stderr
