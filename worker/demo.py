@@ -327,6 +327,6 @@ def _report(out: Console, settings: Any, samples: list[Any], imap_port: int) -> 
         f"\nLook for yourself:\n  archive   {settings.archive_path}\n"
         f"  database  {settings.db_url}\n"
         f"  sent mail {settings.data_dir.resolve() / 'sent-mail'}\n"
-        f"  try       CCM_DATA_DIR={settings.data_dir} ccm-intake status",
+        f"  try       CCM_DATA_DIR={settings.data_dir} {Path(sys.executable).with_name('ccm-intake')} status",
         highlight=False,
     )

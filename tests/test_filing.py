@@ -1,0 +1,58 @@
+"""Filing through the whole processing step: what a submission records about itself."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from config.settings import load_settings
+from worker import processing
+from worker.runtime import Context, build_context
+from worker.samples import australia_article7, france_delegation
+
+WHEN = datetime(2017, 8, 14, 9, 0, tzinfo=UTC)
+
+
+def keep_and_process(ctx: Context, raw: bytes, uid: int, when: datetime = WHEN) -> int:
+    sha, relative = ctx.archive.put_raw(raw)
+    message_id, _ = ctx.db.record_message(
+        mailbox="test/INBOX",
+        uidvalidity=1,
+        uid=uid,
+        internaldate=when,
+        sha256=sha,
+        raw_path=relative,
+        size=len(raw),
+        message_id_header=None,
+        from_addr="",
+        subject="",
+    )
+    processing.process_message(ctx, message_id)
+    return message_id
+
+
+def test_a_corrected_delegation_list_is_version_two_and_the_first_is_kept(tmp_path: Path) -> None:
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    first = keep_and_process(ctx, france_delegation(WHEN).raw, 1)
+    corrected = france_delegation(datetime(2017, 8, 16, 10, 0, tzinfo=UTC)).raw  # new bytes
+    second = keep_and_process(ctx, corrected, 2, datetime(2017, 8, 16, 10, 0, tzinfo=UTC))
+    (v1,) = ctx.db.submissions_of(first)
+    (v2,) = ctx.db.submissions_of(second)
+    assert (v1.cycle, v1.version, v1.supersedes_id) == ("7MSP", 1, None)
+    assert (v2.cycle, v2.version, v2.supersedes_id) == ("7MSP", 2, v1.id)
+    assert (ctx.archive.root / v1.folder / "original.eml").is_file()  # nothing deleted
+    assert [s.id for s in ctx.db.latest_submissions()] == [v2.id]
+
+
+def test_the_roster_and_the_report_cover_are_stored_with_their_submissions(tmp_path: Path) -> None:
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    (delegation,) = ctx.db.submissions_of(keep_and_process(ctx, france_delegation(WHEN).raw, 1))
+    (report,) = ctx.db.submissions_of(keep_and_process(ctx, australia_article7(WHEN).raw, 2))
+    roster = json.loads(delegation.details)
+    head = next(d for d in roster["delegates"] if d["role"] == "head")
+    assert head["name"].endswith("Jean Dupont") and len(roster["delegates"]) == 3
+    cover = json.loads(report.details)
+    assert report.cycle == "2016" and cover["reporting_year"] == 2016
+    assert cover["state_party"] == "Australia"
+    assert {f["form"] for f in cover["forms"]} >= {"A", "B"}
