@@ -323,10 +323,11 @@ def _report(out: Console, settings: Any, samples: list[Any], imap_port: int) -> 
         out.print("IMAP folders now: " + ", ".join(sorted(folders)), highlight=False)
     except Exception as exc:  # noqa: BLE001 - the listing is a courtesy
         out.print(f"(could not list the IMAP folders: {exc})")
+    command = Path(sys.executable).with_name("ccm-intake")
     out.print(
         f"\nLook for yourself:\n  archive   {settings.archive_path}\n"
         f"  database  {settings.db_url}\n"
         f"  sent mail {settings.data_dir.resolve() / 'sent-mail'}\n"
-        f"  try       CCM_DATA_DIR={settings.data_dir} {Path(sys.executable).with_name('ccm-intake')} status",
+        f"  try       CCM_DATA_DIR={settings.data_dir} {command} status",
         highlight=False,
     )
