@@ -17,12 +17,13 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -92,13 +93,16 @@ FINAL = (Status.filed, Status.needs_review, Status.not_submission, Status.quaran
 
 
 class MailboxState(Base):
-    """How far the poller has read one folder of one account."""
+    """How far the poller has read one folder of one account, and how its polls went."""
 
     __tablename__ = "mailbox_state"
     mailbox: Mapped[str] = mapped_column(String(400), primary_key=True)
     uidvalidity: Mapped[int] = mapped_column(Integer)
     last_uid: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Message(Base):
@@ -194,6 +198,36 @@ class Outbox(Base):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     copied_to_sent: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Reminder(Base):
+    """The reminder ledger: one row per obligation x cycle x State x offset, written before the
+    mail is queued, so that a second sweep, a restarted beat or a retry never sends it twice."""
+
+    __tablename__ = "reminder"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    obligation: Mapped[str] = mapped_column(String(40))  # delegation | article7 | article7_initial
+    cycle: Mapped[str] = mapped_column(String(20))  # '7MSP', '2016', 'initial'
+    state_iso3: Mapped[str] = mapped_column(String(3), index=True)
+    offset_days: Mapped[int] = mapped_column(Integer)  # days before the deadline; negative after
+    due_date: Mapped[date] = mapped_column(Date)
+    # queued | sent | cancelled (it arrived meanwhile) | no_contact | failed
+    status: Mapped[str] = mapped_column(String(12), default="queued", index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ContactHealth(Base):
+    """An address that bounced for good is not written to blindly again."""
+
+    __tablename__ = "contact_health"
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    failing: Mapped[bool] = mapped_column(Boolean, default=False)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 # --- the database ----------------------------------------------------------------
