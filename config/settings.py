@@ -84,7 +84,17 @@ class Settings(BaseModel):
     # Our mail server's name in Authentication-Results (comma-separated if several); a sender
     # it saw fail SPF/DKIM/DMARC is not trusted. Empty: not checked.
     authserv_ids: str = ""
-    ack_rate_limit: int = Field(default=10, ge=1)  # acknowledgements per sender per hour
+    # Acknowledgements: at most this many per recipient per hour and per day, and at most
+    # ack_global_per_hour in all (a breaker against a loop we did not foresee).
+    ack_rate_limit: int = Field(default=3, ge=1)
+    ack_rate_limit_day: int = Field(default=10, ge=1)
+    ack_global_per_hour: int = Field(default=200, ge=1)
+    # Deadlines: the calendar file (default: config/data/calendar.toml), whether reminders go
+    # out, and when the secretary's digest is sent (Geneva time).
+    calendar_file: Path | None = None
+    reminders_enabled: bool = True
+    reminder_interval: float = Field(default=900.0, ge=10)  # seconds between reminder sweeps
+    digest_time: str = "08:00"
     # Seconds before a kept but unprocessed message is queued again (its task was lost).
     retry_grace: float = Field(default=120.0, ge=0)
     # Reading attachments: each message's extraction runs in a child process with these
@@ -101,6 +111,14 @@ class Settings(BaseModel):
         if not local or "." not in domain or any(c.isspace() for c in value):
             raise ValueError(f"not an e-mail address: {value!r}")
         return value.lower()
+
+    @field_validator("digest_time")
+    @classmethod
+    def _digest_time(cls, value: str) -> str:
+        hours, _, minutes = value.partition(":")
+        if not (hours.isdigit() and minutes.isdigit() and int(hours) < 24 and int(minutes) < 60):
+            raise ValueError("must be HH:MM (Geneva time)")
+        return f"{int(hours):02d}:{int(minutes):02d}"
 
     @field_validator("database_url")
     @classmethod
