@@ -16,7 +16,7 @@ from datetime import date
 from parsers.article7 import Article7Report, extract_article7
 from parsers.attachments import Extraction, extract_all
 from parsers.authres import SenderAuth, sender_auth
-from parsers.autoreply import classify_automatic
+from parsers.autoreply import Automatic, classify_automatic
 from parsers.classify import KindResult, classify_kind
 from parsers.cycle import Meeting, article7_cycle, delegation_cycle
 from parsers.delegation import Roster, extract_roster, meeting_from_text
@@ -43,6 +43,7 @@ class Analysis:
     kind: KindResult
     language: str
     auto_reason: str | None
+    automatic: Automatic | None  # for a bounce, who failed and whether for good
     sender: SenderAuth
     roster: Roster | None  # what a delegation list says
     article7: Article7Report | None  # what a transparency report says about itself
@@ -151,6 +152,7 @@ def analyse(
         kind,
         language,
         auto,
+        automatic,
         sender,
         roster,
         report,

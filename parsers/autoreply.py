@@ -153,6 +153,22 @@ def _own_address(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     return None
 
 
+# The Message-ID every mail we send carries (worker.compose.stable_message_id).
+_OUR_MESSAGE_ID = re.compile(r"<ccm\.[0-9a-f]{24}@([^>\s]+)>", re.I)
+
+
+def _our_mail_back(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    """Our own mail come back: it carries our X-Loop, or our Message-ID as its own."""
+    for value in msg.header_all("X-Loop"):
+        if any(addr in value.lower() for addr in ctx.own):
+            return _ANY, f"our own mail came back (X-Loop: {value.strip()})"
+    match = _OUR_MESSAGE_ID.fullmatch((msg.message_id or "").strip())
+    domains = {addr.rpartition("@")[2] for addr in ctx.own}
+    if match and match.group(1).lower() in domains:
+        return _ANY, "our own mail came back (its Message-ID is ours)"
+    return None
+
+
 _LIST_HEADERS = ("List-Id", "List-Unsubscribe", "List-Post", "Mailing-List", "X-Mailing-List")
 
 
@@ -329,6 +345,7 @@ def _gtube(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
 # Cheapest and surest first: auto_reply_reason names the first rule that fired. The spam
 # rules come last, so every reason given before they existed is still given.
 RULES: tuple[Rule, ...] = (
+    _our_mail_back,
     _auto_submitted,
     _report,
     _null_sender,

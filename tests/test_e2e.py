@@ -57,10 +57,10 @@ def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_onc
         db_url, "select state_iso3, kind, reference, folder from submission"
     )
     assert (iso3, kind) == ("FRA", "delegation"), worker_log
-    assert reference.startswith("CCM-")
+    assert reference == "CCM/7MSP/DEL/FRA/001"
     archive = load_settings(env).archive_path
     filed = archive / folder
-    assert filed.name.endswith(reference) and filed.parent.parent.name == "FRA France"
+    assert filed.name.endswith("CCM-7MSP-DEL-FRA-001") and filed.parent.parent.name == "FRA France"
     assert (filed / "original.eml").read_bytes() == sample.raw
     pdf = filed / "Délégation France 7MSP.pdf"
     assert pdf.read_bytes().startswith(b"%PDF")

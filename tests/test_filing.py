@@ -56,3 +56,26 @@ def test_the_roster_and_the_report_cover_are_stored_with_their_submissions(tmp_p
     assert report.cycle == "2016" and cover["reporting_year"] == 2016
     assert cover["state_party"] == "Australia"
     assert {f["form"] for f in cover["forms"]} >= {"A", "B"}
+
+
+def test_a_permanent_bounce_marks_the_address_as_failing(tmp_path: Path) -> None:
+    from worker.samples import bounce
+
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    keep_and_process(ctx, bounce(WHEN).raw, 1)
+    (failing,) = ctx.db.failing_contacts()
+    assert failing.address == "old.desk@mfa.example" and failing.failing
+    assert "bounce" in failing.reason
+
+
+def test_an_autoresponder_that_slips_past_the_loop_checks_gets_at_most_the_limit(
+    tmp_path: Path,
+) -> None:
+    """A robot answering each of our mails with a new 'delegation list' is answered 3 times an
+    hour, not once per mail."""
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    for uid in range(1, 11):
+        when = datetime(2017, 8, 14, 9, uid, tzinfo=UTC)
+        keep_and_process(ctx, france_delegation(when).raw, uid, when)
+    statuses = [row.status for row in ctx.db.outbox_rows()]
+    assert statuses.count("pending") == 3 and statuses.count("suppressed") == 7

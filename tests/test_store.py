@@ -10,12 +10,14 @@ import pytest
 
 from worker.compose import Outgoing
 from worker.store import (
+    AckLimits,
     Archive,
     ArchiveError,
     Database,
     Outcome,
     PlannedSubmission,
     Status,
+    reference_for,
     safe_component,
 )
 
@@ -104,20 +106,15 @@ def test_filing_writes_files_rows_and_one_outbox_row_in_one_commit(
     archive = Archive(tmp_path)
     message_id, _ = keep(db, archive, b"x", uid=1)
     db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
-    outbox = db.finish_message(
-        archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10
-    )
+    outbox = db.finish_message(archive, message_id, filed(), outgoing, now=NOW)
     assert len(outbox) == 1
     (sub,) = db.submissions_of(message_id)
-    assert sub.reference == f"CCM-2017-{sub.id:05d}"
+    assert sub.reference == "CCM/2017/DEL/FRA/001"  # no meeting known: the year stands in
     folder = tmp_path / sub.folder
     assert sorted(p.name for p in folder.iterdir()) == ["original.eml", "passwd"]
     assert folder.is_relative_to(tmp_path / "filed" / "FRA France" / "delegation")
     # Finishing again (a retried task) changes nothing.
-    assert (
-        db.finish_message(archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10)
-        == []
-    )
+    assert db.finish_message(archive, message_id, filed(), outgoing, now=NOW) == []
     assert len(db.outbox_rows()) == 1
 
 
@@ -130,7 +127,7 @@ def test_a_failed_commit_leaves_no_files_behind(db: Database, tmp_path: Path) ->
         raise RuntimeError("composition failed")
 
     with pytest.raises(RuntimeError):
-        db.finish_message(archive, message_id, filed(), broken, now=NOW, ack_limit_per_hour=10)
+        db.finish_message(archive, message_id, filed(), broken, now=NOW)
     assert not (tmp_path / "filed").exists() or not any((tmp_path / "filed").rglob("*.eml"))
     assert db.submissions_of(message_id) == []
 
@@ -144,7 +141,12 @@ def test_acknowledgements_beyond_the_rate_limit_are_recorded_as_suppressed(
         message_id, _ = keep(db, archive, f"mail {uid}".encode(), uid=uid)
         db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
         queued += db.finish_message(
-            archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=2
+            archive,
+            message_id,
+            filed(),
+            outgoing,
+            now=NOW,
+            ack_limits=AckLimits(per_recipient_hour=2),
         )
     assert len(queued) == 2
     assert [r.status for r in db.outbox_rows()] == [
@@ -161,9 +163,7 @@ def test_an_outbox_row_is_claimed_once_and_a_stuck_send_is_retried_later(
     archive = Archive(tmp_path)
     message_id, _ = keep(db, archive, b"x", uid=1)
     db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
-    (outbox_id,) = db.finish_message(
-        archive, message_id, filed(), outgoing, now=NOW, ack_limit_per_hour=10
-    )
+    (outbox_id,) = db.finish_message(archive, message_id, filed(), outgoing, now=NOW)
     assert db.claim_outbox(outbox_id, NOW) is not None
     assert db.claim_outbox(outbox_id, NOW) is None
     assert db.due_outbox(NOW) == []
@@ -221,7 +221,7 @@ def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_k
         outcome = Outcome(
             Status.filed, "t", state, "delegation", "en", "{}", "folder:F", (planned,)
         )
-        db.finish_message(archive, message_id, outcome, outgoing, now=NOW, ack_limit_per_hour=10)
+        db.finish_message(archive, message_id, outcome, outgoing, now=NOW)
         (sub,) = db.submissions_of(message_id)
         return sub.id
 
@@ -235,3 +235,42 @@ def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_k
     assert versions[first] == (1, None)
     assert versions[second] == (2, first)
     assert versions[other_meeting] == (1, None) and versions[other_state] == (1, None)
+
+
+def test_the_daily_limit_and_the_breaker_hold_too(db: Database, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+
+    def one(uid: int, when: datetime, recipient: str, limits: AckLimits) -> str:
+        message_id, _ = keep(db, archive, f"mail {uid}".encode(), uid=uid)
+        db.claim_message(message_id, when, stale=timedelta(minutes=10))
+
+        def to(reference: str, _p: PlannedSubmission, _s: object) -> Outgoing:
+            return Outgoing(recipient, "s", f"<{reference}@unog.ch>", b"raw")
+
+        db.finish_message(archive, message_id, filed(), to, now=when, ack_limits=limits)
+        return db.outbox_rows()[-1].last_error
+
+    daily = AckLimits(per_recipient_hour=3, per_recipient_day=4, all_per_hour=100)
+    errors = [one(i, NOW + timedelta(hours=2 * i), "a@x.org", daily) for i in range(1, 7)]
+    assert errors[:4] == ["", "", "", ""]
+    assert errors[4] == "rate limit: 4 a day to a@x.org"
+    breaker = AckLimits(per_recipient_hour=3, per_recipient_day=10, all_per_hour=2)
+    late = NOW + timedelta(days=3)
+    errors = [one(10 + i, late, f"r{i}@x.org", breaker) for i in range(3)]
+    assert errors == ["", "", "breaker: 2 acknowledgements in the last hour in all"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "cycle", "number", "expected"),
+    [
+        ("delegation", "7MSP", 1, "CCM/7MSP/DEL/CHE/001"),
+        ("delegation", "7MSP", 2, "CCM/7MSP/DEL/CHE/002"),
+        ("article7", "2016", 1, "CCM/ART7/2016/CHE/001"),
+        ("article7", "initial", 1, "CCM/ART7/INITIAL/CHE/001"),
+        ("other", "", 3, "CCM/COR/2017/CHE/003"),
+    ],
+)
+def test_references_say_what_for_which_cycle_which_state_and_which_one(
+    kind: str, cycle: str, number: int, expected: str
+) -> None:
+    assert reference_for(kind, cycle, "CHE", number, 2017) == expected

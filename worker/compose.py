@@ -68,6 +68,15 @@ def size_text(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
+def mark_automatic(msg: EmailMessage, auto_submitted: str, service_address: str) -> None:
+    """Every mail we send says it was sent by a robot, so that robots do not answer it (RFC
+    3834 ``Auto-Submitted``; Exchange's ``X-Auto-Response-Suppress``) and, if it comes back to
+    us, we know it for ours (``X-Loop``)."""
+    msg["Auto-Submitted"] = auto_submitted  # auto-replied (answers) or auto-generated (ours)
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["X-Loop"] = service_address
+
+
 @dataclass(frozen=True, slots=True)
 class ReceivedFile:
     name: str
@@ -127,9 +136,7 @@ def compose_ack(
     if original_message_id:
         msg["In-Reply-To"] = original_message_id
         msg["References"] = " ".join([*original_references[-10:], original_message_id])
-    # RFC 3834: we are a robot answering a person; other robots must not answer us.
-    msg["Auto-Submitted"] = "auto-replied"
-    msg["X-Auto-Response-Suppress"] = "All"
+    mark_automatic(msg, "auto-replied", service_address)
     msg["Content-Language"] = lang
     msg["X-CCM-Reference"] = reference
     msg.set_content(body)

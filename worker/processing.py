@@ -17,6 +17,7 @@ from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack
 from worker.runtime import Context, analyse_message
 from worker.store import (
     CLAIM_STALE,
+    AckLimits,
     Message,
     Outcome,
     PlannedSubmission,
@@ -81,7 +82,12 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:
         outcome = plan(ctx, analysis, raw)
-    return _finish(ctx, row, analysis, outcome, now, give_back=Status.received)
+    done = _finish(ctx, row, analysis, outcome, now, give_back=Status.received)
+    bounce = analysis.automatic if analysis is not None else None
+    if bounce is not None and bounce.kind == "bounce" and bounce.permanent:
+        # Reported in the digest; reminders skip the address until someone fixes it.
+        ctx.db.mark_contacts_failing(bounce.failed_recipients, bounce.reason, now)
+    return done
 
 
 class ReviewError(Exception):
@@ -171,7 +177,11 @@ def _finish(
             outcome,
             ack,
             now=now,
-            ack_limit_per_hour=ctx.settings.ack_rate_limit,
+            ack_limits=AckLimits(
+                per_recipient_hour=ctx.settings.ack_rate_limit,
+                per_recipient_day=ctx.settings.ack_rate_limit_day,
+                all_per_hour=ctx.settings.ack_global_per_hour,
+            ),
         )
     except Exception:
         # Nothing was committed: give the message back at once rather than after the

@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -509,7 +509,7 @@ class Database:
         compose_ack: Callable[[str, PlannedSubmission, list[StoredFile]], Outgoing | None],
         *,
         now: datetime,
-        ack_limit_per_hour: int,
+        ack_limits: AckLimits | None = None,
     ) -> list[int]:
         """Record an outcome, file its submissions and queue their acknowledgements — one commit.
 
@@ -539,10 +539,17 @@ class Database:
                     )
                     s.add(sub)
                     s.flush()
-                    sub.reference = f"CCM-{message.internaldate.year}-{sub.id:05d}"
+                    year = message.internaldate.year
+                    number = sub.version
+                    if planned.kind == "other" or not planned.cycle:
+                        number = self._count_in_year(s, planned, year)
+                    sub.reference = reference_for(
+                        planned.kind, planned.cycle, planned.state_iso3, number, year
+                    )
                     date = message.internaldate.astimezone(UTC).strftime("%Y-%m-%d")
                     state_folder = safe_component(planned.state_folder)
-                    sub.folder = f"filed/{state_folder}/{planned.kind}/{date}_{sub.reference}"
+                    name = sub.reference.replace("/", "-")
+                    sub.folder = f"filed/{state_folder}/{planned.kind}/{date}_{name}"
                     written.append(sub.folder)
                     stored = archive.file_folder(sub.folder, planned.files)
                     for f in stored:
@@ -566,10 +573,12 @@ class Database:
                         subject=ack.subject,
                         message_id_header=ack.message_id,
                         raw=ack.raw,
+                        created_at=now,
                         next_attempt_at=now,
                     )
-                    if self._acks_in_last_hour(s, ack.recipient, now) >= ack_limit_per_hour:
-                        row.status, row.last_error = "suppressed", "per-sender rate limit reached"
+                    over = self._ack_limit_reached(s, ack.recipient, now, ack_limits or AckLimits())
+                    if over:
+                        row.status, row.last_error = "suppressed", over
                     s.add(row)
                     s.flush()
                     outbox.append(row)
@@ -599,6 +608,22 @@ class Database:
             raise
 
     @staticmethod
+    def _count_in_year(s: Session, planned: PlannedSubmission, year: int) -> int:
+        """The number of this State's submission of this kind in the year, this one included."""
+        start = datetime(year, 1, 1, tzinfo=UTC)
+        return int(
+            s.scalar(
+                select(func.count(Submission.id)).where(
+                    Submission.state_iso3 == planned.state_iso3,
+                    Submission.kind == planned.kind,
+                    Submission.received_at >= start,
+                    Submission.received_at < start.replace(year=year + 1),
+                )
+            )
+            or 0
+        )
+
+    @staticmethod
     def _latest_version(s: Session, planned: PlannedSubmission) -> Submission | None:
         if not planned.cycle or planned.kind == "other":
             return None  # correspondence has no versions
@@ -614,18 +639,29 @@ class Database:
         )
 
     @staticmethod
-    def _acks_in_last_hour(s: Session, recipient: str, now: datetime) -> int:
-        return int(
-            s.scalar(
-                select(func.count(Outbox.id)).where(
-                    Outbox.recipient == recipient,
-                    Outbox.purpose == "ack",
-                    Outbox.status != "suppressed",
-                    Outbox.created_at >= now - timedelta(hours=1),
-                )
+    def _ack_limit_reached(s: Session, recipient: str, now: datetime, limits: AckLimits) -> str:
+        """Why this acknowledgement must not go out ('' when it may): the per-recipient
+        limits hold even against an autoresponder that slips past the loop checks, and the
+        breaker against any loop nobody foresaw."""
+
+        def sent_since(delta: timedelta, *, to: str | None) -> int:
+            query = select(func.count(Outbox.id)).where(
+                Outbox.purpose == "ack",
+                Outbox.status != "suppressed",
+                Outbox.created_at >= now - delta,
             )
-            or 0
-        )
+            if to is not None:
+                query = query.where(Outbox.recipient == to)
+            return int(s.scalar(query) or 0)
+
+        hour, day = timedelta(hours=1), timedelta(days=1)
+        if sent_since(hour, to=recipient) >= limits.per_recipient_hour:
+            return f"rate limit: {limits.per_recipient_hour} an hour to {recipient}"
+        if sent_since(day, to=recipient) >= limits.per_recipient_day:
+            return f"rate limit: {limits.per_recipient_day} a day to {recipient}"
+        if sent_since(hour, to=None) >= limits.all_per_hour:
+            return f"breaker: {limits.all_per_hour} acknowledgements in the last hour in all"
+        return ""
 
     # -- mailbox actions --------------------------------------------------------------------
 
@@ -752,6 +788,26 @@ class Database:
                 values.update(status="pending", next_attempt_at=retry_at, claimed_at=None)
             s.execute(update(Outbox).where(Outbox.id == outbox_id).values(**values))
 
+    def mark_contacts_failing(self, addresses: Iterable[str], reason: str, when: datetime) -> int:
+        """A permanent bounce: these addresses are not written to blindly again."""
+        count = 0
+        with self.session() as s:
+            for address in {a.strip().lower() for a in addresses if "@" in a}:
+                row = s.get(ContactHealth, address) or ContactHealth(address=address)
+                row.failing, row.reason, row.last_bounce_at, row.updated_at = (
+                    True,
+                    reason,
+                    when,
+                    when,
+                )
+                s.add(row)
+                count += 1
+        return count
+
+    def failing_contacts(self) -> list[ContactHealth]:
+        with self.session() as s:
+            return list(s.scalars(select(ContactHealth).where(ContactHealth.failing.is_(True))))
+
     def uncopied_sent(self, limit: int = 50) -> list[tuple[int, bytes]]:
         with self.session() as s:
             rows = s.execute(
@@ -846,6 +902,20 @@ class PendingAction:
     sha256: str
 
 
+def reference_for(kind: str, cycle: str, iso3: str, number: int, year: int) -> str:
+    """The reference a mission quotes: what, for which meeting or year, which State, which one.
+
+    ``CCM/7MSP/DEL/CHE/001`` (details of delegation for the 7th Meeting), ``CCM/ART7/2016/FRA/001``
+    (the report on 2016), ``CCM/ART7/INITIAL/NZL/001``, ``CCM/COR/2017/MEX/003`` (other mail).
+    A later version of the same submission counts up: ``…/002``.
+    """
+    if kind == "delegation":
+        return f"CCM/{cycle or year}/DEL/{iso3}/{number:03d}"
+    if kind == "article7":
+        return f"CCM/ART7/{(cycle or str(year - 1)).upper()}/{iso3}/{number:03d}"
+    return f"CCM/COR/{year}/{iso3}/{number:03d}"
+
+
 # --- what processing hands to the store ------------------------------------------------
 
 
@@ -858,6 +928,13 @@ class PlannedSubmission:
     ack: bool
     cycle: str = ""
     details_json: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AckLimits:
+    per_recipient_hour: int = 3
+    per_recipient_day: int = 10
+    all_per_hour: int = 200
 
 
 @dataclass(frozen=True, slots=True)

@@ -646,3 +646,30 @@ def test_a_hostile_bounce_is_read_in_linear_time() -> None:
 
     assert auto is not None and auto.kind == "bounce"
     assert time.perf_counter() - start < 2.0
+
+
+def test_our_own_mail_coming_back_is_recognised_by_its_loop_header_or_message_id() -> None:
+    from email.message import EmailMessage
+
+    from parsers.message import parse_message
+    from worker.compose import stable_message_id
+
+    looped = EmailMessage()
+    looped["From"] = "forwarder@mfa.example"
+    looped["Subject"] = "Fwd: a mission's note"
+    looped["X-Loop"] = "ccm@unog.ch"
+    looped.set_content("forwarded")
+    reason = auto_reply_reason(parse_message(looped.as_bytes()), ["ccm@unog.ch"])
+    assert reason is not None and "X-Loop" in reason
+
+    ours = EmailMessage()
+    ours["From"] = "Someone <someone@mfa.example>"
+    ours["Subject"] = "Delegation"
+    ours["Message-ID"] = stable_message_id("ack:CCM-2017-00001", "ccm@unog.ch")
+    ours.set_content("text")
+    reason = auto_reply_reason(parse_message(ours.as_bytes()), ["ccm@unog.ch"])
+    assert reason is not None and "Message-ID is ours" in reason
+    # A colleague at the same domain writes with an ordinary Message-ID: a person.
+    del ours["Message-ID"]
+    ours["Message-ID"] = "<ABC123@unog.ch>"
+    assert auto_reply_reason(parse_message(ours.as_bytes()), ["ccm@unog.ch"]) is None
