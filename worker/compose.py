@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, formataddr
@@ -112,8 +112,11 @@ def compose_ack(
     service_address: str,
     service_name: str,
     now: datetime,
+    deadline: date | None = None,
 ) -> Outgoing:
+    """The acknowledgement of one submission; ``deadline`` adds "on time" or "N days late"."""
     lang = lang if lang in LANGUAGES else "en"
+    received_day = received.astimezone(GENEVA).date()
     subject, body = render(
         "ack",
         lang,
@@ -125,6 +128,8 @@ def compose_ack(
         original_subject=original_subject or "—",
         files=files,
         service_address=service_address,
+        deadline=deadline.isoformat() if deadline else "",
+        late_days=(received_day - deadline).days if deadline else 0,
     )
     message_id = stable_message_id(key, service_address)
     msg = EmailMessage()
