@@ -168,25 +168,3 @@ def test_the_example_env_holds_only_settings_the_service_knows() -> None:
         assert key[4:].lower() in Settings.model_fields, f"{key} is not a setting"
     for commented in re.findall(r"^#\s*(CCM_[A-Z_]+)=", text, re.M):
         assert commented[4:].lower() in Settings.model_fields, f"{commented} is not a setting"
-
-
-@pytest.mark.parametrize(
-    ("received", "says"),
-    [
-        (datetime(2017, 8, 18, 21, 30, tzinfo=UTC), "received on time"),  # 23:30 in Geneva
-        (datetime(2017, 8, 18, 22, 30, tzinfo=UTC), "received 1 day(s) after the deadline"),
-        (datetime(2017, 8, 21, 9, 0, tzinfo=UTC), "received 3 day(s) after the deadline"),
-    ],
-)
-def test_it_says_whether_the_submission_came_in_time_by_the_geneva_calendar(
-    received: datetime, says: str
-) -> None:
-    from datetime import date
-
-    _, body = ack("en", received=received, deadline=date(2017, 8, 18))
-    assert "Deadline:       2017-08-18 — " + says in body
-
-
-def test_without_a_known_deadline_it_says_nothing_about_time() -> None:
-    _, body = ack("en")
-    assert "Deadline" not in body and "We have understood this message as" in body
