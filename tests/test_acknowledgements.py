@@ -52,6 +52,11 @@ def test_every_language_says_reference_state_files_hashes_and_time(lang: str) ->
 
 def test_the_subject_is_in_the_missions_language() -> None:
     subjects = {lang: str(ack(lang)[0]["Subject"]) for lang in LANGUAGES}
+    assert {lang: ack(lang)[0]["Content-Language"] for lang in LANGUAGES} == {
+        "en": "en",
+        "fr": "fr",
+        "es": "es",
+    }
     assert subjects["en"].startswith("Acknowledgement of receipt")
     assert subjects["fr"].startswith("Accusé de réception")
     assert subjects["es"].startswith("Acuse de recibo")

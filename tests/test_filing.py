@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 
 from config.settings import load_settings
@@ -12,6 +15,14 @@ from worker.runtime import Context, build_context
 from worker.samples import australia_article7, france_delegation
 
 WHEN = datetime(2017, 8, 14, 9, 0, tzinfo=UTC)
+
+
+def body_of(raw: bytes) -> str:
+    msg = message_from_bytes(raw, policy=default)
+    assert isinstance(msg, EmailMessage)
+    part = msg.get_body(("plain",))
+    assert part is not None
+    return str(part.get_content())
 
 
 def keep_and_process(ctx: Context, raw: bytes, uid: int, when: datetime = WHEN) -> int:
@@ -79,3 +90,13 @@ def test_an_autoresponder_that_slips_past_the_loop_checks_gets_at_most_the_limit
         keep_and_process(ctx, france_delegation(when).raw, uid, when)
     statuses = [row.status for row in ctx.db.outbox_rows()]
     assert statuses.count("pending") == 3 and statuses.count("suppressed") == 7
+
+
+def test_the_acknowledgement_measures_the_submission_against_its_deadline(tmp_path: Path) -> None:
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    keep_and_process(ctx, france_delegation(WHEN).raw, 1)
+    late = datetime(2017, 8, 22, 9, 0, tzinfo=UTC)
+    keep_and_process(ctx, australia_article7(late).raw, 2, late)
+    on_time, overdue = (body_of(row.raw) for row in ctx.db.outbox_rows())
+    assert "Date limite :     2017-08-18 — reçue dans les délais" in on_time  # in French
+    assert "Deadline:       2017-04-30 — received 114 day(s) after the deadline" in overdue

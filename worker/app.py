@@ -7,6 +7,7 @@ import sys
 from celery import Celery
 
 from config.settings import ConfigError, Settings, load_settings
+from worker.digest import digest_expires, digest_schedule
 
 
 def create_app(settings: Settings) -> Celery:
@@ -35,8 +36,24 @@ def create_app(settings: Settings) -> Celery:
                 "schedule": settings.outbox_interval,
                 "options": {"expires": settings.outbox_interval * 0.9},
             },
+            # Each morning on Geneva's clock (the app stays in UTC: GenevaCrontab matches its
+            # hour in Europe/Zurich, summer time included); one outbox row per day whatever
+            # runs it, and a run that comes too late expires before Geneva midnight.
+            "daily-digest": {
+                "task": "ccm.digest",
+                "schedule": digest_schedule(settings.digest_time),
+                "options": {"expires": digest_expires(settings.digest_time)},
+            },
         },
     )
+    if settings.reminders_enabled:
+        # The reminder sweep: what is due is derived from the calendar and the ledger each
+        # time (nothing waits days on the broker); a sweep left behind expires before the next.
+        app.conf.beat_schedule["send-reminders"] = {
+            "task": "ccm.remind",
+            "schedule": settings.reminder_interval,
+            "options": {"expires": settings.reminder_interval * 0.9},
+        }
     return app
 
 

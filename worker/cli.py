@@ -343,6 +343,150 @@ def db_revision(message: Annotated[str, typer.Argument(help="What the change is.
     Database(settings.db_url).new_migration(message)
 
 
+digest_cli = typer.Typer(no_args_is_help=True, help="The secretary's daily digest.")
+cli.add_typer(digest_cli, name="digest")
+
+
+@digest_cli.command("preview")
+def digest_preview(
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Where to write the HTML.", dir_okay=False)
+    ],
+    today: Annotated[
+        str | None, typer.Option(help="The day (YYYY-MM-DD, Geneva); default: today.")
+    ] = None,
+) -> None:
+    """Write the HTML of a day's digest to a file: nothing is sent, nothing is written to the DB.
+
+    Example: ccm-intake digest preview --today 2017-08-14 --out digest.html
+    """
+    from datetime import date
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from config.registry import load_directory, load_registry
+    from worker.digest import geneva_date, preview_html
+    from worker.runtime import Context
+    from worker.store import Archive, Database, utcnow
+
+    try:
+        day = date.fromisoformat(today) if today else geneva_date(utcnow())
+    except ValueError:
+        err.print(f"ccm-intake: --today {today!r} is not a date (YYYY-MM-DD)", highlight=False)
+        raise typer.Exit(2) from None
+    settings = settings_or_exit()
+    db_file = settings.db_url.split("///", 1)[-1] if settings.db_url.startswith("sqlite") else ""
+    if db_file and not Path(db_file).is_file():
+        err.print(f"ccm-intake: no database at {db_file}: nothing to show", highlight=False)
+        raise typer.Exit(1)
+    # Not build_context(): that would migrate the schema, and a preview writes nothing.
+    ctx = Context(
+        settings=settings,
+        db=Database(settings.db_url),
+        archive=Archive(settings.archive_path),
+        registry=load_registry(),
+        directory=load_directory(),
+    )
+    try:
+        html = preview_html(ctx, day)
+    except SQLAlchemyError as exc:
+        err.print(
+            f"ccm-intake: cannot read the database ({exc.__class__.__name__}); "
+            "run `ccm-intake db upgrade` first?",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        ctx.db.dispose()
+    out_file.write_text(html, encoding="utf-8")
+    out.print(f"digest of {day.isoformat()}: {out_file}", highlight=False)
+
+
+reminders_cli = typer.Typer(no_args_is_help=True, help="Reminders of deadlines to States.")
+cli.add_typer(reminders_cli, name="reminders")
+
+
+@reminders_cli.command("plan")
+def reminders_plan(
+    today: Annotated[str, typer.Option(help="The day to plan (YYYY-MM-DD, Geneva).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per reminder.")] = False,
+) -> None:
+    """Who would be reminded that day, of what and why — sending nothing, writing nothing.
+
+    One row per State x obligation x offset, States without a contact included (marked
+    not sendable). What is filed and what the ledger holds are read from the database when
+    there is one.
+
+    Example: ccm-intake reminders plan --today 2017-08-11
+    """
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from config.calendar import load_contacts
+    from config.registry import load_registry
+    from worker.reminders import calendar_for, plan_reminders
+    from worker.store import Database
+
+    try:
+        day = date.fromisoformat(today)
+    except ValueError:
+        err.print(f"ccm-intake: --today {today!r} is not a date (YYYY-MM-DD)", highlight=False)
+        raise typer.Exit(2) from None
+    settings = settings_or_exit()
+    calendar = calendar_for(settings)
+    db_file = settings.db_url.split("///", 1)[-1] if settings.db_url.startswith("sqlite") else ""
+    # Not build_context(): that would create and migrate the database; a plan writes nothing.
+    db = None if db_file and not Path(db_file).is_file() else Database(settings.db_url)
+    try:
+        planned = plan_reminders(
+            db,
+            load_registry(),
+            calendar,
+            load_contacts(),
+            day,
+            today=datetime.now(ZoneInfo(calendar.timezone)).date(),
+        )
+    except SQLAlchemyError as exc:
+        err.print(
+            f"ccm-intake: cannot read the database ({exc.__class__.__name__}); "
+            "run `ccm-intake db upgrade` first?",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+    finally:
+        if db is not None:
+            db.dispose()
+    if as_json:
+        for item in planned:
+            sys.stdout.write(json.dumps(item.as_json(), ensure_ascii=False) + "\n")
+        return
+    if db is None:
+        err.print("(no database yet: planned as if nothing had been submitted)", highlight=False)
+    table = Table("State", "obligation", "offset", "due", "contact", "lang", "send", "why")
+    for item in planned:
+        row = item.as_json()
+        table.add_row(
+            str(row["state"]),
+            f"{row['obligation']} {row['cycle']}",
+            str(row["offset_days"]),
+            str(row["due_date"]),
+            str(row["contact"] or "—"),
+            str(row["language"]),
+            "yes" if item.sendable else "no",
+            item.reason,
+        )
+    out.print(table)
+    sendable = sum(1 for item in planned if item.sendable)
+    out.print(
+        f"{day.isoformat()}: {len(planned)} reminder(s) due, {sendable} would be sent",
+        highlight=False,
+    )
+
+
 @cli.command()
 def demo(
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 120.0,

@@ -142,9 +142,9 @@ def compose_ack(
         msg["In-Reply-To"] = original_message_id
         msg["References"] = " ".join([*original_references[-10:], original_message_id])
     mark_automatic(msg, "auto-replied", service_address)
-    msg["Content-Language"] = lang
     msg["X-CCM-Reference"] = reference
     msg.set_content(body)
+    msg["Content-Language"] = lang  # after set_content(), which replaces the Content-* headers
     # CRLF line ends: the form SMTP and IMAP APPEND both expect, byte for byte.
     raw = msg.as_bytes(policy=SMTP_POLICY)
     return Outgoing(recipient=recipient, subject=subject, message_id=message_id, raw=raw)

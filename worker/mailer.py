@@ -98,6 +98,12 @@ def send_due(
         item = db.claim_outbox(outbox_id, now)
         if item is None:
             continue  # someone else has it, or it is done
+        # Reminders (worker/reminders.py) are re-checked at send time: a State that has
+        # submitted since its reminder was queued is not reminded. The check is a store query
+        # that also cancels the outbox and ledger rows.
+        if item.purpose == "reminder" and not db.reminder_still_needed(item.id):
+            log.info("reminder %s to %s cancelled: submitted meanwhile", item.key, item.recipient)
+            continue
         try:
             send_raw(settings, item.raw, settings.service_address, [item.recipient])
         except SmtpError as exc:
@@ -114,10 +120,14 @@ def send_due(
             )
             if give_up:
                 failed += 1
+                if item.purpose == "reminder":  # the reminder ledger follows its mail
+                    db.settle_reminders(item.id)
             else:
                 deferred += 1
             continue
         db.outbox_sent(item.id, utcnow())
+        if item.purpose == "reminder":  # the reminder ledger follows its mail
+            db.settle_reminders(item.id)
         log.info("sent %s to %s", item.key, item.recipient)
         sent += 1
     return SendResult(sent, deferred, failed)

@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
+from config.calendar import load_calendar
 from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
 from parsers.attachments import unpack
 from parsers.message import UnparseableMessage
+from parsers.states import State
 from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack
 from worker.runtime import Context, analyse_message
 from worker.store import (
@@ -311,4 +313,14 @@ def _compose_ack(
         service_address=ctx.settings.service_address,
         service_name=ctx.settings.service_name,
         now=now,
+        deadline=deadline_for(ctx, planned.kind, planned.cycle, state),
     )
+
+
+def deadline_for(ctx: Context, kind: str, cycle: str, state: State) -> date | None:
+    """The deadline of the obligation this submission meets, from the calendar."""
+    for obligation in load_calendar(ctx.settings.calendar_file).obligations:
+        if obligation.submission == (kind, cycle):
+            # A delegation from an invited observer has the meeting's date, owed or not.
+            return obligation.due_for(state) or (obligation.due if kind == "delegation" else None)
+    return None

@@ -41,7 +41,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -821,6 +821,283 @@ class Database:
     def mark_copied(self, outbox_id: int) -> None:
         with self.session() as s:
             s.execute(update(Outbox).where(Outbox.id == outbox_id).values(copied_to_sent=True))
+
+    # -- digest ------------------------------------------------------------------------------
+
+    def outbox_key_exists(self, key: str) -> bool:
+        with self.session() as s:
+            return s.scalar(select(Outbox.id).where(Outbox.key == key)) is not None
+
+    def queue_outbox_once(
+        self, key: str, purpose: str, mail: Outgoing, now: datetime
+    ) -> int | None:
+        """Queue one mail under its unique key: its outbox id, or None when the key was taken
+        already — by an earlier run or, at the same moment, by another worker (the unique
+        index decides; the loser's insert fails and is rolled back)."""
+        try:
+            with self.session() as s:
+                row = Outbox(
+                    key=key,
+                    purpose=purpose,
+                    recipient=mail.recipient,
+                    subject=mail.subject,
+                    message_id_header=mail.message_id,
+                    raw=mail.raw,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                s.add(row)
+                s.flush()
+                return row.id
+        except IntegrityError:
+            if self.outbox_key_exists(key):
+                return None
+            raise
+
+    def previous_digest_at(self, key: str) -> datetime | None:
+        """When the digest before ``key`` ('digest:YYYY-MM-DD') was queued: where the next
+        digest's "since the last digest" begins."""
+        with self.session() as s:
+            return s.scalar(
+                select(Outbox.created_at)
+                .where(Outbox.purpose == "digest", Outbox.key < key)
+                .order_by(Outbox.key.desc())
+                .limit(1)
+            )
+
+    def submissions_filed_between(self, since: datetime, until: datetime) -> list[Submission]:
+        """Filed in [since, until) — by filing time, so that a mail received before one digest
+        and filed after it (a review resolved, a slow queue) is in the next one."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Submission)
+                    .where(Submission.created_at >= since, Submission.created_at < until)
+                    .order_by(Submission.created_at, Submission.id)
+                )
+            )
+
+    def reminders_sent_between(self, since: datetime, until: datetime) -> list[Reminder]:
+        """Reminder ledger rows 'sent' whose mail left in [since, until) (their outbox row's
+        sent_at; the ledger row's own time when it has none)."""
+        when = func.coalesce(Outbox.sent_at, Reminder.created_at)
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Reminder)
+                    .outerjoin(Outbox, Outbox.id == Reminder.outbox_id)
+                    .where(Reminder.status == "sent", when >= since, when < until)
+                    .order_by(Reminder.obligation, Reminder.cycle, Reminder.state_iso3)
+                )
+            )
+
+    def bounces_between(self, since: datetime, until: datetime) -> list[Message]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Message)
+                    .where(
+                        Message.kind == "bounce",
+                        Message.processed_at >= since,
+                        Message.processed_at < until,
+                    )
+                    .order_by(Message.internaldate, Message.id)
+                )
+            )
+
+    def acks_not_sent_between(
+        self, since: datetime, until: datetime
+    ) -> list[tuple[Outbox, Submission | None]]:
+        """Acknowledgements that will not go out (failed, suppressed, cancelled), by when that
+        was decided: the last attempt, or the row's creation when it was never tried."""
+        when = func.coalesce(Outbox.claimed_at, Outbox.created_at)
+        with self.session() as s:
+            rows = s.execute(
+                select(Outbox, Submission)
+                .outerjoin(Submission, Submission.id == Outbox.submission_id)
+                .where(
+                    Outbox.purpose == "ack",
+                    Outbox.status.in_(("failed", "suppressed", "cancelled")),
+                    when >= since,
+                    when < until,
+                )
+                .order_by(Outbox.id)
+            )
+            return [(row, sub) for row, sub in rows]
+
+    def quarantined_between(self, since: datetime, until: datetime) -> list[Message]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Message)
+                    .where(
+                        Message.status == Status.quarantined,
+                        Message.processed_at >= since,
+                        Message.processed_at < until,
+                    )
+                    .order_by(Message.internaldate, Message.id)
+                )
+            )
+
+    def mailbox_health(self) -> list[MailboxState]:
+        with self.session() as s:
+            return list(s.scalars(select(MailboxState).order_by(MailboxState.mailbox)))
+
+    def poll_succeeded(self, mailbox: str, now: datetime) -> None:
+        with self.session() as s:
+            s.execute(
+                update(MailboxState)
+                .where(MailboxState.mailbox == mailbox)
+                .values(last_success_at=now)
+            )
+
+    def poll_failed(self, mailbox: str, error: str, now: datetime) -> None:
+        """Record why a poll failed. Before the first successful poll there is no row yet:
+        one is made with UIDVALIDITY 0, which no server gives (RFC 3501: non-zero), so the
+        first successful poll reads the folder from its start as it would have anyway."""
+        with self.session() as s:
+            row = s.get(MailboxState, mailbox)
+            if row is None:
+                row = MailboxState(mailbox=mailbox, uidvalidity=0, last_uid=0)
+                s.add(row)
+            row.last_error, row.last_error_at = error[:2000], now
+
+    # -- reminders ---------------------------------------------------------------------------
+
+    def submitted_keys(self) -> set[tuple[str, str, str]]:
+        """(ISO3, kind, cycle) of everything filed, any version: what reminders are met by."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Submission.state_iso3, Submission.kind, Submission.cycle).distinct()
+            )
+            return {(iso3, kind, cycle) for iso3, kind, cycle in rows}
+
+    def reminder_statuses(self, keys: Iterable[str]) -> dict[str, str]:
+        """The ledger status of those of ``keys`` already in the ledger."""
+        wanted = sorted(set(keys))
+        found: dict[str, str] = {}
+        with self.session() as s:
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                chunk = wanted[start : start + 500]
+                rows = s.execute(
+                    select(Reminder.key, Reminder.status).where(Reminder.key.in_(chunk))
+                )
+                found.update({key: status for key, status in rows})
+        return found
+
+    def record_reminder(
+        self,
+        *,
+        key: str,
+        obligation: str,
+        cycle: str,
+        state_iso3: str,
+        offset_days: int,
+        due_date: date,
+        status: str,
+        reason: str,
+        mail: Outgoing | None,
+        now: datetime,
+    ) -> tuple[bool, int | None]:
+        """Write a reminder's ledger row and, with a ``mail``, its outbox row — one commit.
+
+        The ledger row goes in first: its unique key is what makes a reminder happen once.
+        Returns (False, None) when the key is in the ledger already (an earlier sweep, or
+        another worker at the same moment: its insert wins, ours is rolled back); else
+        (True, the outbox id or None).
+        """
+        try:
+            with self.session() as s:
+                row = Reminder(
+                    key=key,
+                    obligation=obligation,
+                    cycle=cycle,
+                    state_iso3=state_iso3,
+                    offset_days=offset_days,
+                    due_date=due_date,
+                    status=status,
+                    reason=reason[:2000],
+                    created_at=now,
+                )
+                s.add(row)
+                s.flush()  # the unique key decides here, before anything is queued
+                if mail is None:
+                    return True, None
+                outbox = Outbox(
+                    key=f"reminder:{key}",
+                    purpose="reminder",
+                    recipient=mail.recipient,
+                    subject=mail.subject,
+                    message_id_header=mail.message_id,
+                    raw=mail.raw,
+                    created_at=now,
+                    next_attempt_at=now,
+                )
+                s.add(outbox)
+                s.flush()
+                row.outbox_id = outbox.id
+                return True, outbox.id
+        except IntegrityError:
+            if key in self.reminder_statuses([key]):
+                return False, None
+            raise
+
+    def reminder_still_needed(self, outbox_id: int) -> bool:
+        """Checked just before a reminder's mail goes out: False (and the outbox row and the
+        ledger row cancelled, with why) when the State has submitted meanwhile."""
+        from parsers.obligations import submission_for
+
+        with self.session() as s:
+            reminder = s.scalar(select(Reminder).where(Reminder.outbox_id == outbox_id))
+            if reminder is None:
+                return True
+            kind, cycle = submission_for(reminder.obligation, reminder.cycle)
+            sub = s.scalar(
+                select(Submission)
+                .where(
+                    Submission.state_iso3 == reminder.state_iso3,
+                    Submission.kind == kind,
+                    Submission.cycle == cycle,
+                )
+                .order_by(Submission.id)
+                .limit(1)
+            )
+            if sub is None:
+                return True
+            reason = f"received meanwhile: {sub.reference} ({kind} {cycle})"
+            s.execute(
+                update(Outbox)
+                .where(Outbox.id == outbox_id, Outbox.status.in_(("pending", "sending")))
+                .values(status="cancelled", last_error=reason)
+            )
+            reminder.status, reminder.reason = "cancelled", reason
+            return False
+
+    def settle_reminders(self, outbox_id: int | None = None) -> int:
+        """Bring 'queued' ledger rows in line with their mail: sent, failed (with the
+        server's words) or cancelled. For one outbox row, or all."""
+        settled = 0
+        with self.session() as s:
+            query = (
+                select(Reminder, Outbox.status, Outbox.last_error)
+                .join(Outbox, Outbox.id == Reminder.outbox_id)
+                .where(
+                    Reminder.status == "queued",
+                    Outbox.status.in_(("sent", "failed", "cancelled")),
+                )
+            )
+            if outbox_id is not None:
+                query = query.where(Reminder.outbox_id == outbox_id)
+            for reminder, status, error in s.execute(query):
+                reminder.status = status
+                if status != "sent":
+                    reminder.reason = f"{reminder.reason}; {error}"[:2000]
+                settled += 1
+        return settled
+
+    def reminder_rows(self) -> list[Reminder]:
+        with self.session() as s:
+            return list(s.scalars(select(Reminder).order_by(Reminder.id)))
 
     # -- reporting ---------------------------------------------------------------------------
 

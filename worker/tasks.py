@@ -8,11 +8,12 @@ from typing import Any
 import redis
 from celery.signals import worker_ready
 
-from worker import intake, mailer, processing
+from worker import digest, intake, mailer, processing
 from worker.app import app
 from worker.coordination import PollGuard
 from worker.mailbox import MailboxError
 from worker.runtime import get_context
+from worker.store import utcnow
 
 log = logging.getLogger("ccm_intake")
 
@@ -33,7 +34,9 @@ def poll() -> str:
             return "poll: another poll holds this mailbox"
         try:
             result = intake.poll_once(ctx)
+            ctx.db.poll_succeeded(ctx.settings.mailbox_key, utcnow())
         except MailboxError as exc:
+            ctx.db.poll_failed(ctx.settings.mailbox_key, str(exc), utcnow())  # for the digest
             failures, delay = guard.failed(ctx.settings.poll_interval)
             log.warning("poll: %s; retrying in %.0f s (failure %d)", exc, delay, failures)
             return f"poll failed: {exc}"
@@ -71,6 +74,28 @@ def mailbox_actions() -> str:
         except MailboxError as exc:
             return f"mailbox actions: {exc} (the next poll retries)"
     return f"mailbox actions: {actions} done, {copies} copies to Sent"
+
+
+@app.task(name="ccm.digest")
+def send_digest() -> str:
+    """Today's digest for the secretary: queued once per Geneva date, then sent."""
+    ctx = get_context()
+    if not digest.queue_digest_once(ctx, utcnow()):
+        return "digest: today's is queued already"
+    send_outbox.delay()
+    return f"digest: queued for {ctx.settings.secretary_address}"
+
+
+@app.task(name="ccm.remind")
+def remind() -> str:
+    """One reminder sweep: ledger + outbox rows for what is due today, then send them now."""
+    from worker import reminders
+
+    ctx = get_context()
+    if not ctx.settings.reminders_enabled:
+        return "reminders: disabled (CCM_REMINDERS_ENABLED=false)"
+    written = reminders.send_due_reminders_once(ctx, utcnow(), enqueue=send_outbox.delay)
+    return f"reminders: {written} recorded"
 
 
 @worker_ready.connect
