@@ -24,15 +24,14 @@ import pytest
 import time_machine
 
 from config.calendar import load_contacts
-from config.registry import load_directory, load_registry
 from config.settings import load_settings
 from tests.app import run_cli
 from tests.servers import SmtpSink
 from worker import mailer, processing, reminders
 from worker.compose import stable_message_id
-from worker.runtime import Context
+from worker.runtime import Context, build_context
 from worker.samples import france_delegation
-from worker.store import Archive, Database, Message, Status, Submission
+from worker.store import Message, Status, Submission
 
 GENEVA = ZoneInfo("Europe/Zurich")
 WITH_CONTACT = set(load_contacts())  # all 21 are States Parties or signatories
@@ -60,16 +59,7 @@ def settings_for(db_url: str, data_dir: Path, smtp_port: int) -> dict[str, Any]:
 
 
 def make_context(overrides: dict[str, Any]) -> Context:
-    settings = load_settings({}, **overrides)
-    db = Database(settings.db_url)
-    db.create_schema()
-    return Context(
-        settings=settings,
-        db=db,
-        archive=Archive(settings.archive_path),
-        registry=load_registry(),
-        directory=load_directory(),
-    )
+    return build_context(load_settings({}, **overrides))
 
 
 @pytest.fixture

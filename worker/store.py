@@ -230,6 +230,20 @@ class ContactHealth(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+def outbox_row(key: str, purpose: str, mail: Outgoing, now: datetime) -> Outbox:
+    """A mail to send, due now; its ``key`` makes it happen once."""
+    return Outbox(
+        key=key,
+        purpose=purpose,
+        recipient=mail.recipient,
+        subject=mail.subject,
+        message_id_header=mail.message_id,
+        raw=mail.raw,
+        created_at=now,
+        next_attempt_at=now,
+    )
+
+
 # --- the database ----------------------------------------------------------------
 
 
@@ -565,17 +579,8 @@ class Database:
                     ack = compose_ack(sub.reference, planned, stored) if planned.ack else None
                     if ack is None:
                         continue
-                    row = Outbox(
-                        key=f"ack:{sub.reference}",
-                        purpose="ack",
-                        submission_id=sub.id,
-                        recipient=ack.recipient,
-                        subject=ack.subject,
-                        message_id_header=ack.message_id,
-                        raw=ack.raw,
-                        created_at=now,
-                        next_attempt_at=now,
-                    )
+                    row = outbox_row(f"ack:{sub.reference}", "ack", ack, now)
+                    row.submission_id = sub.id
                     over = self._ack_limit_reached(s, ack.recipient, now, ack_limits or AckLimits())
                     if over:
                         row.status, row.last_error = "suppressed", over
@@ -836,16 +841,7 @@ class Database:
         index decides; the loser's insert fails and is rolled back)."""
         try:
             with self.session() as s:
-                row = Outbox(
-                    key=key,
-                    purpose=purpose,
-                    recipient=mail.recipient,
-                    subject=mail.subject,
-                    message_id_header=mail.message_id,
-                    raw=mail.raw,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
+                row = outbox_row(key, purpose, mail, now)
                 s.add(row)
                 s.flush()
                 return row.id
@@ -1023,16 +1019,7 @@ class Database:
                 s.flush()  # the unique key decides here, before anything is queued
                 if mail is None:
                     return True, None
-                outbox = Outbox(
-                    key=f"reminder:{key}",
-                    purpose="reminder",
-                    recipient=mail.recipient,
-                    subject=mail.subject,
-                    message_id_header=mail.message_id,
-                    raw=mail.raw,
-                    created_at=now,
-                    next_attempt_at=now,
-                )
+                outbox = outbox_row(f"reminder:{key}", "reminder", mail, now)
                 s.add(outbox)
                 s.flush()
                 row.outbox_id = outbox.id
