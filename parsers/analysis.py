@@ -21,7 +21,7 @@ from parsers.classify import KindResult, classify_kind
 from parsers.cycle import Meeting, article7_cycle, delegation_cycle
 from parsers.delegation import Roster, extract_roster, meeting_from_text
 from parsers.evidence import Evidence
-from parsers.language import detect_language
+from parsers.language import language_of
 from parsers.message import ParsedMessage, parse_message
 from parsers.states import MissionDirectory, StateRegistry, StateResult, identify_state
 
@@ -48,6 +48,7 @@ class Analysis:
     roster: Roster | None  # what a delegation list says
     article7: Article7Report | None  # what a transparency report says about itself
     cycles: dict[str, str]  # kind -> '7MSP' / '2016' / 'initial'
+    language_sure: bool  # False: too little text to tell; the State's own language may serve
     outcome: str  # FILE | REVIEW | NOT_SUBMISSION
     reason: str  # one line, for the log, the digest and the review queue
     ack: bool
@@ -136,7 +137,8 @@ def analyse(
         threshold=threshold,
         sender_distrust=None if sender.trusted else sender.detail,
     )
-    language = detect_language(" ".join([msg.subject, msg.text[:5000]]))
+    found_language = language_of(" ".join([msg.subject, msg.text[:5000]]))
+    language = found_language or "en"
     outcome, reason = _decide(auto, sender, state, kind)
     if kind.kind == "spam" and state.iso3 is not None:
         # A spam filter's verdict on a mail a mission evidently sent: a person decides.
@@ -157,6 +159,7 @@ def analyse(
         roster,
         report,
         cycles,
+        found_language is not None,
         outcome,
         reason,
         ack,

@@ -44,6 +44,11 @@ def _fold(text: str) -> str:
 
 def detect_language(text: str) -> str:
     """'en', 'fr' or 'es' for ``text``; 'en' when there is too little to tell or a tie."""
+    return language_of(text) or "en"
+
+
+def language_of(text: str) -> str | None:
+    """'en', 'fr' or 'es' for ``text``; None when there is too little to tell or a tie."""
     # Quoted lines are someone else's words (often our own English acknowledgement).
     own = "\n".join(line for line in text[:_SAMPLE].splitlines() if not line.startswith(">"))
     counts = dict.fromkeys(_WORDS, 0.0)
@@ -58,5 +63,5 @@ def detect_language(text: str) -> str:
     ranked = sorted(counts.items(), key=lambda item: item[1], reverse=True)
     (best, best_count), (_second, second_count) = ranked[0], ranked[1]
     if best_count < 2 or best_count == second_count:
-        return "en"
+        return None
     return best

@@ -100,3 +100,21 @@ def test_the_acknowledgement_measures_the_submission_against_its_deadline(tmp_pa
     on_time, overdue = (body_of(row.raw) for row in ctx.db.outbox_rows())
     assert "Date limite :     2017-08-18 — reçue dans les délais" in on_time  # in French
     assert "Deadline:       2017-04-30 — received 114 day(s) after the deadline" in overdue
+
+
+def test_a_mail_with_too_little_text_is_answered_in_the_states_own_language(
+    tmp_path: Path,
+) -> None:
+    from worker.samples import _mail, _raw, pdf_bytes
+
+    msg = _mail("dfra.geneve@diplomatie.gouv.fr", "7MSP", "PJ.", WHEN)
+    msg.add_attachment(
+        pdf_bytes("Délégation de la France", ["Chef de délégation : M. Jean Dupont"]),
+        maintype="application",
+        subtype="pdf",
+        filename="delegation.pdf",
+    )
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    keep_and_process(ctx, _raw(msg), 1)
+    (row,) = ctx.db.outbox_rows()
+    assert row.subject.startswith("Accusé de réception")

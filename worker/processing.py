@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from config.calendar import load_calendar
+from config.calendar import load_calendar, load_contacts
 from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
 from parsers.attachments import unpack
 from parsers.message import UnparseableMessage
@@ -298,12 +298,17 @@ def _compose_ack(
     if "@" not in recipient:
         return None
     state = ctx.registry.get(planned.state_iso3)
+    lang = analysis.language
+    if not analysis.language_sure:
+        # Too little text to tell (a bare "see attached"): the State's preferred language.
+        contacts = load_contacts()
+        lang = next((c.language for c in contacts.get(state.iso3, ())), lang)
     return compose_ack(
         key=f"ack:{reference}",
-        lang=analysis.language,
+        lang=lang,
         reference=reference,
         kind=planned.kind,
-        state_name=state.name(analysis.language),
+        state_name=state.name(lang),
         received=row.internaldate,
         files=[ReceivedFile(f.name, f.sha256, f.size) for f in stored if f.name != "original.eml"],
         recipient=recipient,
