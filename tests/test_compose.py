@@ -19,7 +19,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")
-APP_SERVICES = ("worker", "beat")
+APP_SERVICES = ("worker", "beat", "listener")
 
 if COMPOSE is None:
     if os.environ.get("CI", "").lower() == "true":
@@ -90,6 +90,7 @@ def test_worker_and_beat_run_the_right_commands(config: dict[str, Any]) -> None:
     services = config["services"]
     assert services["worker"]["command"] == ["ccm-intake", "run", "--no-beat"]
     assert services["beat"]["command"] == ["ccm-intake", "run", "--beat-only"]
+    assert services["listener"]["command"] == ["ccm-intake", "listen"]
 
 
 def test_worker_and_beat_run_as_a_non_root_user(config: dict[str, Any]) -> None:

@@ -79,6 +79,34 @@ def run(
 
 
 @cli.command()
+def listen(
+    loglevel: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING.")] = "INFO",
+) -> None:
+    """Watch the inbox with IMAP IDLE and have it polled the moment mail arrives.
+
+    Runs beside the workers (one per mailbox); the beat poll stays as the safety net.
+    Example: ccm-intake listen
+    """
+    settings = settings_or_exit()
+    setup_logging(loglevel)
+    import signal
+    import threading
+
+    from worker.listener import listen as watch
+    from worker.tasks import poll as poll_task
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    logging.getLogger(__name__).info("listening on %s", settings.mailbox_key)
+
+    def poll_now() -> None:
+        poll_task.delay()  # the same idempotent poll as the beat's, under the same lock
+
+    watch(settings, poll_now, stop)
+
+
+@cli.command()
 def poll() -> None:
     """Poll the inbox once now, process what came in and send what is due — no broker needed."""
     settings = settings_or_exit()

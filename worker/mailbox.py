@@ -106,6 +106,22 @@ class Inbox:
                     continue
                 yield RawMail(int(uid_match.group(1)), _internaldate(date_match), bytes(raw))
 
+    # -- waiting ---------------------------------------------------------------------------
+
+    @property
+    def supports_idle(self) -> bool:
+        """IDLE (RFC 2177) as the server says after login (imaplib caches the pre-login list)."""
+        with _translated("capability"):
+            typ, data = self._box.client.capability()
+        words = b" ".join(d for d in data if isinstance(d, bytes)).upper().split()
+        return typ == "OK" and b"IDLE" in words
+
+    def wait_for_news(self, seconds: float) -> bool:
+        """IDLE on the selected folder for at most ``seconds``; True when mail arrived."""
+        with _translated("idle"):
+            responses = self._box.idle.wait(timeout=seconds)
+        return any(b"EXISTS" in line.upper() or b"RECENT" in line.upper() for line in responses)
+
     # -- acting ------------------------------------------------------------------------
 
     @property
