@@ -16,6 +16,8 @@ from worker import intake, mailer, processing
 from worker.runtime import Context, build_context
 from worker.samples import australia_article7, france_delegation
 
+WHEN = datetime(2017, 8, 14, 9, 0, tzinfo=UTC)
+
 
 @pytest.fixture
 def env(db_url: str, make_env: Any) -> dict[str, str]:
@@ -160,3 +162,13 @@ def test_a_broker_that_lost_everything_loses_no_mail(
         log = worker.text()
     assert counts(ctx) == (1, 1, 1), log
     assert len(smtp.messages) == 1
+
+
+def test_a_failed_first_poll_does_not_look_like_a_new_uidvalidity(
+    env: dict[str, str], dovecot: Any
+) -> None:
+    ctx = build_context(load_settings(env))
+    ctx.db.poll_failed(ctx.settings.mailbox_key, "IMAP login refused", datetime.now(UTC))
+    append(dovecot, env["CCM_IMAP_USER"], env["CCM_IMAP_PASSWORD"], france_delegation(WHEN).raw)
+    result = intake.poll_once(ctx)
+    assert (result.fetched, result.uidvalidity_changed) == (1, False)

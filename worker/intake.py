@@ -56,6 +56,8 @@ def poll_once(
     with opener(settings) as inbox:
         folder = inbox.select(settings.imap_folder)
         position = ctx.db.mailbox_position(key)
+        if position is not None and position[0] == 0:
+            position = None  # a failed poll's health row: this folder was never read
         changed = position is not None and position[0] != folder.uidvalidity
         if position is None or changed:
             ctx.db.reset_mailbox(key, folder.uidvalidity)
