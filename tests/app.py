@@ -9,12 +9,30 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from imap_tools import MailBoxUnencrypted
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def keep(ctx: Any, raw: bytes, uid: int, when: datetime) -> tuple[int, bool]:
+    """Keep a message as the poller would (without IMAP): (message id, new bytes?)."""
+    sha, relative = ctx.archive.put_raw(raw)
+    return ctx.db.record_message(  # type: ignore[no-any-return]
+        mailbox="test/INBOX",
+        uidvalidity=1,
+        uid=uid,
+        internaldate=when,
+        sha256=sha,
+        raw_path=relative,
+        size=len(raw),
+        message_id_header=None,
+        from_addr="",
+        subject="",
+    )
 
 
 def run_cli(

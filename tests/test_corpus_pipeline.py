@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import load_settings
+from tests.app import keep
 from worker import processing
 from worker.runtime import build_context
 from worker.store import FINAL
@@ -31,20 +32,7 @@ def test_every_corpus_mail_is_kept_and_ends_with_an_outcome_and_a_reason(tmp_pat
     when = datetime(2017, 8, 14, tzinfo=UTC)
     ids: dict[int, str] = {}
     for uid, path in enumerate(corpus_files(), start=1):
-        raw = path.read_bytes()
-        sha, relative = ctx.archive.put_raw(raw)
-        message_id, created = ctx.db.record_message(
-            mailbox="corpus/INBOX",
-            uidvalidity=1,
-            uid=uid,
-            internaldate=when,
-            sha256=sha,
-            raw_path=relative,
-            size=len(raw),
-            message_id_header=None,
-            from_addr="",
-            subject="",
-        )
+        message_id, created = keep(ctx, path.read_bytes(), uid, when)
         if created:
             ids[message_id] = path.relative_to(CORPORA).as_posix()
             processing.process_message(ctx, message_id)

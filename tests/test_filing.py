@@ -10,6 +10,7 @@ from email.policy import default
 from pathlib import Path
 
 from config.settings import load_settings
+from tests.app import keep
 from worker import processing
 from worker.runtime import Context, build_context
 from worker.samples import australia_article7, france_delegation
@@ -26,19 +27,7 @@ def body_of(raw: bytes) -> str:
 
 
 def keep_and_process(ctx: Context, raw: bytes, uid: int, when: datetime = WHEN) -> int:
-    sha, relative = ctx.archive.put_raw(raw)
-    message_id, _ = ctx.db.record_message(
-        mailbox="test/INBOX",
-        uidvalidity=1,
-        uid=uid,
-        internaldate=when,
-        sha256=sha,
-        raw_path=relative,
-        size=len(raw),
-        message_id_header=None,
-        from_addr="",
-        subject="",
-    )
+    message_id, _ = keep(ctx, raw, uid, when)
     processing.process_message(ctx, message_id)
     return message_id
 
