@@ -1,4 +1,4 @@
-# ccm-intake: the Celery worker and beat (see docker-compose.yml).
+# ccm-intake: the Celery worker, beat, the IDLE listener and the metrics (see docker-compose.yml).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -26,9 +26,13 @@ COPY worker ./worker
 COPY parsers ./parsers
 COPY config ./config
 RUN pip install . && rm -rf /src
+# The health checks of docker-compose.yml (standard library only).
+COPY deploy/healthcheck.py /usr/local/bin/ccm-healthcheck
+RUN chmod 0755 /usr/local/bin/ccm-healthcheck
 
 # A new named volume mounted here starts as a copy of this directory, owned by ccm.
-ENV CCM_DATA_DIR=/var/lib/ccm
+ENV CCM_DATA_DIR=/var/lib/ccm \
+    CCM_LOG_FORMAT=auto
 WORKDIR /var/lib/ccm
 USER 10001:10001
 

@@ -22,6 +22,7 @@ from parsers.cycle import Meeting, article7_cycle, delegation_cycle
 from parsers.delegation import Roster, extract_roster, meeting_from_text
 from parsers.evidence import Evidence
 from parsers.language import language_of
+from parsers.limits import Limits, OverLimit, check_attachments, check_raw
 from parsers.message import ParsedMessage, parse_message
 from parsers.states import MissionDirectory, StateRegistry, StateResult, identify_state
 
@@ -112,16 +113,29 @@ def analyse(
     received: date | None = None,
     meetings: Sequence[Meeting] = (),
     extract: Callable[[ParsedMessage], Sequence[Extraction]] | None = None,
+    limits: Limits | None = None,
 ) -> Analysis:
-    """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no mail.
+    """Decide about one message. Raises ``UnparseableMessage`` only for bytes that are no
+    mail, and ``OverLimit`` for a message over one of ``limits`` (the size of the message,
+    its headers, its nesting, its attachments; a reader stopped by a limit).
 
     ``authserv_ids`` names our own mail server(s): their Authentication-Results decide
     whether the sender's address may count as evidence. ``received`` (the server's date)
     and ``meetings`` place a submission in its cycle; ``extract`` reads the attachments
     (the worker passes one that runs under a time and memory limit).
     """
+    limits = limits or Limits()
+    problem = check_raw(raw, limits)
+    if problem is not None:
+        raise OverLimit(problem)
     msg = parse_message(raw)
-    extractions = tuple(extract(msg)) if extract is not None else extract_all(msg)
+    problem = check_attachments([(a.safe_name, len(a.data)) for a in msg.attachments], limits)
+    if problem is not None:
+        raise OverLimit(problem)
+    extractions = tuple(extract(msg)) if extract is not None else extract_all(msg, limits=limits)
+    stopped = next((r for x in extractions if (r := x.limit_reached()) is not None), None)
+    if stopped is not None:
+        raise OverLimit(stopped)
     automatic = classify_automatic(msg, own_addresses)
     auto = automatic.reason if automatic is not None else None
     sender = sender_auth(msg.headers, msg.from_addr, authserv_ids)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parsers import ocr as ocr_engine
+from parsers.limits import Limits, in_file, is_over_limit, over_limit, size
 from parsers.message import (
     Attachment,
     ParsedMessage,
@@ -52,15 +53,12 @@ from parsers.message import (
     safe_filename,
 )
 
-MAX_PDF_PAGES = 500
 MAX_SHEET_ROWS = 5_000
 MAX_ROWS = 20_000
 MAX_COLUMNS = 256  # cells kept per row: a sheet "used" up to column XFD is empty past here
-MAX_UNZIPPED = 200 * 1024 * 1024  # a zip that inflates past this is a zip bomb
-MAX_RATIO = 200  # ... and so is one whose files inflate more than 200:1
-MAX_DEPTH = 2  # containers opened inside containers: pack.zip/inner.zip/list.pdf, no deeper
-MAX_ZIP_ENTRIES = 1_000  # a zip listing more is refused
-MAX_ENTRY_BYTES = 50 * 1024 * 1024  # one inner file (the size cap of a whole mail)
+# PDF pages, zip entries, inflated size and ratio, containers in containers, one inner
+# file's size and OCR time are in parsers.limits.Limits: going past one is a reason to
+# quarantine the message.
 MAX_INNER_FILES = 200  # inner files taken out of the containers of one message
 MAX_INNER_BYTES = 100 * 1024 * 1024  # ... and their bytes
 MAX_OCR_PAGES = 15  # pages and images OCR reads per message: 0.5-3 s each, under 60 s
@@ -175,6 +173,12 @@ class Extraction:
     ocr: bool = False  # some of the text came from OCR
     parts: tuple[Extraction, ...] = ()
 
+    def limit_reached(self) -> str | None:
+        """Why this file, or a file inside it, was stopped by a limit (``parsers.limits``)."""
+        if self.error is not None and is_over_limit(self.error):
+            return in_file(self.name, self.error)
+        return next((r for p in self.parts if (r := p.limit_reached()) is not None), None)
+
 
 @dataclass(slots=True)
 class _Run:
@@ -182,6 +186,7 @@ class _Run:
 
     max_chars: int
     ocr: bool
+    limits: Limits = field(default_factory=Limits)
     ocr_pages: int = field(default_factory=lambda: MAX_OCR_PAGES)
     files: int = MAX_INNER_FILES
     inner_bytes: int = MAX_INNER_BYTES
@@ -208,6 +213,8 @@ class _Opened:
 
 def _join(*notes: str | None) -> str | None:
     kept = [n for n in notes if n]
+    # A limit reached comes first, so that the joined note still says so (is_over_limit).
+    kept.sort(key=lambda n: not is_over_limit(n))
     return "; ".join(kept) if kept else None
 
 
@@ -249,7 +256,7 @@ def _label(method: str | None) -> str:
     return _LABELS.get(method or "", method or "file")
 
 
-def _zip_kind(data: bytes) -> tuple[str, str | None]:
+def _zip_kind(data: bytes, limits: Limits) -> tuple[str, str | None]:
     """('docx' | 'xlsx' | 'odt' | 'ods' | 'zip' | 'none', problem); bombs are refused here,
     from the central directory, before any library inflates a byte."""
     try:
@@ -278,12 +285,20 @@ def _zip_kind(data: bytes) -> tuple[str, str | None]:
         names
     ):
         return "none", "unsupported type (presentation or drawing)"
-    if len(infos) > MAX_ZIP_ENTRIES:
-        return kind, f"refused: {len(infos)} files in one archive (zip bomb?)"
+    if len(infos) > limits.zip_entries:
+        return kind, over_limit(
+            f"refused: {len(infos)} files in one archive (limit {limits.zip_entries}; zip bomb?)"
+        )
     unpacked = sum(info.file_size for info in infos)
     packed = sum(info.compress_size for info in infos) or 1
-    if unpacked > MAX_UNZIPPED or unpacked / packed > MAX_RATIO:
-        return kind, f"refused: inflates to {unpacked} bytes (zip bomb?)"
+    if unpacked > limits.zip_bytes:
+        return kind, over_limit(
+            f"refused: inflates to {size(unpacked)} (limit {size(limits.zip_bytes)}; zip bomb?)"
+        )
+    if unpacked / packed > limits.zip_ratio:
+        return kind, over_limit(
+            f"refused: inflates {unpacked / packed:.0f} times (limit {limits.zip_ratio}; zip bomb?)"
+        )
     return kind, None
 
 
@@ -334,7 +349,7 @@ def _is_bmp(att: Attachment) -> bool:
     return declared == len(data) or att.content_type == "image/bmp" or _extension(att) == ".bmp"
 
 
-def _method(att: Attachment) -> tuple[str, str | None]:
+def _method(att: Attachment, limits: Limits) -> tuple[str, str | None]:
     """The reader to use and, when the bytes contradict the claim, why it cannot work."""
     data, ctype = att.data, att.content_type
     head = data[:1024]
@@ -342,10 +357,10 @@ def _method(att: Attachment) -> tuple[str, str | None]:
     if b"%PDF-" in head:
         return "pdf", None
     if data.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        kind, problem = _zip_kind(data)
+        kind, problem = _zip_kind(data, limits)
         if problem is None or kind == "none":
             return kind, problem
-        if problem.startswith("refused"):
+        if is_over_limit(problem):
             return kind, problem
         if claimed in ("docx", "xlsx", "odt", "ods"):
             return claimed, f"corrupt {_label(claimed)}: {problem}"
@@ -415,7 +430,11 @@ def _ocr_pdf(data: bytes, numbers: list[int], run: _Run) -> tuple[dict[int, str]
     try:
         for number, image in ocr_engine.pdf_pages(data, wanted):
             run.ocr_pages -= 1
-            found[number] = ocr_engine.ocr_image(image, dpi=ocr_engine.DPI)
+            found[number] = ocr_engine.ocr_image(
+                image, dpi=ocr_engine.DPI, timeout=run.limits.ocr_seconds
+            )
+    except ocr_engine.OcrTimeout as exc:
+        return found, over_limit(str(exc))
     except ocr_engine.OcrError as exc:
         return found, str(exc)
     return found, None
@@ -435,14 +454,16 @@ def _pdf(att: Attachment, run: _Run) -> _Out:
         if not opened:
             return _Out(error="encrypted PDF: a password is needed")
     pages = reader.pages
+    if len(pages) > run.limits.pdf_pages:
+        return _Out(error=over_limit(f"{len(pages)} pages in PDF (limit {run.limits.pdf_pages})"))
     texts: list[str] = []
-    size = 0
-    for number, page in enumerate(pages):
-        if number >= MAX_PDF_PAGES or size >= run.max_chars:
+    chars = 0
+    for page in pages:
+        if chars >= run.max_chars:
             break
         text = page.extract_text() or ""
         texts.append(text)
-        size += len(text)
+        chars += len(text)
     scanned = [i for i, text in enumerate(texts) if _letters(text) < MIN_PAGE_LETTERS]
     layer_read = len(scanned) < len(texts)
     problem: str | None = None
@@ -465,10 +486,12 @@ def _pdf(att: Attachment, run: _Run) -> _Out:
         if not run.ocr:
             return _Out(error="no text layer (scanned PDF?); OCR is off")
         if problem is not None:
-            return _Out(error=f"no text layer (scanned PDF?); {problem}")
+            return _Out(error=_join("no text layer (scanned PDF?)", problem))
         return _Out(error="no text layer, and OCR found no text")
     method = "ocr" if used_ocr and not layer_read else None
-    return _Out(text=text, ocr=used_ocr, method=method)
+    # OCR stopped by its time limit is said even when some text was read.
+    limit = problem if is_over_limit(problem) else None
+    return _Out(text=text, ocr=used_ocr, method=method, error=limit)
 
 
 def _image(att: Attachment, run: _Run) -> _Out:
@@ -486,7 +509,9 @@ def _image(att: Attachment, run: _Run) -> _Out:
                 break
             run.ocr_pages -= 1
             ran = True
-            texts.append(ocr_engine.ocr_image(frame))
+            texts.append(ocr_engine.ocr_image(frame, timeout=run.limits.ocr_seconds))
+    except ocr_engine.OcrTimeout as exc:
+        problem = over_limit(str(exc))
     except ocr_engine.OcrError as exc:
         problem = str(exc)
     text = "\n\n".join(t for t in texts if t)
@@ -1265,7 +1290,7 @@ _ZIP_JUNK = re.compile(r"(^|/)(__MACOSX/|\._|\.DS_Store$|Thumbs\.db$|desktop\.in
 
 def _open_zip(att: Attachment, run: _Run, taken: set[str]) -> _Opened:
     inner: list[Attachment] = []
-    encrypted = unreadable = over_budget = files = 0
+    encrypted = unreadable = over_budget = too_large = files = 0
     with zipfile.ZipFile(io.BytesIO(att.data)) as archive:
         for info in archive.infolist():
             name = _zip_name(info)
@@ -1275,7 +1300,10 @@ def _open_zip(att: Attachment, run: _Run, taken: set[str]) -> _Opened:
             if info.flag_bits & 0x1:
                 encrypted += 1
                 continue
-            if info.file_size > MAX_ENTRY_BYTES or info.file_size > run.inner_bytes:
+            if info.file_size > run.limits.attachment_bytes:
+                too_large += 1
+                continue
+            if info.file_size > run.inner_bytes:
                 over_budget += 1
                 continue
             try:
@@ -1298,8 +1326,14 @@ def _open_zip(att: Attachment, run: _Run, taken: set[str]) -> _Opened:
         notes.append(f"{encrypted} encrypted files not read")
     if unreadable:
         notes.append(f"{unreadable} damaged files not read")
+    if too_large:
+        notes.append(
+            over_limit(
+                f"{too_large} files larger than {size(run.limits.attachment_bytes)} not read"
+            )
+        )
     if over_budget:
-        notes.append(f"{over_budget} files not read: size or count limit reached")
+        notes.append(over_limit(f"{over_budget} files not read: size or count limit reached"))
     if not files:
         notes.append("empty ZIP")
     return _Opened("", inner, notes)
@@ -1539,7 +1573,12 @@ def _container(
     att: Attachment, name: str, method: str, depth: int, run: _Run, taken: set[str]
 ) -> Extraction:
     if depth <= 0 and method == "zip":
-        return Extraction(name, method, "", f"not opened: archives nested deeper than {MAX_DEPTH}")
+        return Extraction(
+            name,
+            method,
+            "",
+            over_limit(f"not opened: archives nested deeper than {run.limits.zip_depth}"),
+        )
     try:
         # Below the last level a mail's own words are read, its files are not: their names
         # must not take names that unpack() (which does not open it) gives to later files.
@@ -1551,7 +1590,8 @@ def _container(
     if depth <= 0:
         if opened.inner:
             notes.append(
-                f"{len(opened.inner)} attached files not read: nested deeper than {MAX_DEPTH}"
+                f"{len(opened.inner)} attached files not read:"
+                f" nested deeper than {run.limits.zip_depth}"
             )
     else:
         parts = [
@@ -1573,7 +1613,7 @@ def _container(
 
 
 def _extract(att: Attachment, name: str, depth: int, run: _Run, taken: set[str]) -> Extraction:
-    method, error = _method(att)
+    method, error = _method(att, run.limits)
     if error is not None or method == "none":
         return Extraction(name, method, "", error)
     if method in _CONTAINERS:
@@ -1581,43 +1621,61 @@ def _extract(att: Attachment, name: str, depth: int, run: _Run, taken: set[str])
     return _leaf(att, name, method, run)
 
 
-def extract_text(att: Attachment, *, max_chars: int = 200_000, ocr: bool = True) -> Extraction:
+def extract_text(
+    att: Attachment, *, max_chars: int = 200_000, ocr: bool = True, limits: Limits | None = None
+) -> Extraction:
     """The text of one attachment, and of the files inside it; never raises."""
-    return _extract(att, att.safe_name, MAX_DEPTH, _Run(max_chars, ocr), set())
+    run = _Run(max_chars, ocr, limits or Limits())
+    return _extract(att, att.safe_name, run.limits.zip_depth, run, set())
 
 
 def iter_extractions(
-    msg: ParsedMessage, *, max_chars: int = 200_000, ocr: bool = True
+    msg: ParsedMessage,
+    *,
+    max_chars: int = 200_000,
+    ocr: bool = True,
+    limits: Limits | None = None,
 ) -> Iterator[Extraction]:
     """:func:`extract_all`, one attachment at a time (the worker sends each as it is done).
 
     The attachments share one budget of OCR pages and inner files, and a file met twice
-    (an attached mail's files are also the message's own) is read once.
+    (an attached mail's files are also the message's own) is read once. A file stopped by
+    one of ``limits`` says so (:meth:`Extraction.limit_reached`).
     """
-    run = _Run(max_chars, ocr, lifted=frozenset(a.sha256 for a in msg.attachments))
+    run = _Run(
+        max_chars,
+        ocr,
+        limits or Limits(),
+        lifted=frozenset(a.sha256 for a in msg.attachments),
+    )
     for att in msg.attachments:
-        yield _extract(att, att.safe_name, MAX_DEPTH, run, set())
+        yield _extract(att, att.safe_name, run.limits.zip_depth, run, set())
 
 
 def extract_all(
-    msg: ParsedMessage, *, max_chars: int = 200_000, ocr: bool = True
+    msg: ParsedMessage,
+    *,
+    max_chars: int = 200_000,
+    ocr: bool = True,
+    limits: Limits | None = None,
 ) -> tuple[Extraction, ...]:
     """One :class:`Extraction` per attachment of ``msg``, in order."""
-    return tuple(iter_extractions(msg, max_chars=max_chars, ocr=ocr))
+    return tuple(iter_extractions(msg, max_chars=max_chars, ocr=ocr, limits=limits))
 
 
-def unpack(att: Attachment, *, depth: int = MAX_DEPTH) -> tuple[Attachment, ...]:
-    """The files inside a zip, .msg, winmail.dat or attached mail, and inside those (up to
-    ``depth`` containers deep), each with a safe name unique among them; () for any other
-    file or one that cannot be opened. The names are those of the ``parts`` of
-    :func:`extract_text` (``pack.zip/inner.zip/list.pdf`` is ``list.pdf`` here).
+def unpack(att: Attachment, *, limits: Limits | None = None) -> tuple[Attachment, ...]:
+    """The files inside a zip, .msg, winmail.dat or attached mail, and inside those (as many
+    containers deep as :func:`extract_text` opens under the same ``limits``), each with a
+    safe name unique among them; () for any other file or one that cannot be opened. The
+    names are those of the ``parts`` of :func:`extract_text` (``pack.zip/inner.zip/list.pdf``
+    is ``list.pdf`` here).
     """
-    run = _Run(max_chars=0, ocr=False)
+    run = _Run(max_chars=0, ocr=False, limits=limits or Limits())
     found: list[Attachment] = []
     taken: set[str] = set()
 
     def visit(container: Attachment, left: int) -> None:
-        method, error = _method(container)
+        method, error = _method(container, run.limits)
         if method not in _CONTAINERS or error is not None or left <= 0:
             return
         try:
@@ -1628,5 +1686,5 @@ def unpack(att: Attachment, *, depth: int = MAX_DEPTH) -> tuple[Attachment, ...]
             found.append(inner)
             visit(inner, left - 1)
 
-    visit(att, depth)
+    visit(att, run.limits.zip_depth)
     return tuple(found)

@@ -2,8 +2,12 @@
 
 RFC 3834 §2 is the reference: never answer a message with ``Auto-Submitted`` other than
 ``no``, a null or mailer-daemon sender, list or bulk mail. On top of it come what real
-autoresponders send instead of the RFC: vendor headers (``X-Autoreply``…) and
-out-of-office or bounce subjects in the languages missions write in.
+autoresponders send instead of the RFC: vendor headers (``X-Autoreply``…), out-of-office,
+bounce and acknowledgement-of-receipt subjects in the languages missions write in, and —
+only when no header or subject spoke, and only for a mail that brings no document — the
+sender's own words: "I am out of the office until…", "ce message a été envoyé
+automatiquement" (``CONTENT_RULES``). A robot that gets past all of this and answers our
+mail is held by the store's loop guard: one acknowledgement a day for a reply to our mail.
 
 ``X-Auto-Response-Suppress`` alone proves nothing: it asks the *recipient's* Exchange not
 to answer, and Outlook puts it on ordinary mail too (helpdesks that trusted it lost real
@@ -287,12 +291,33 @@ def _starts_with(phrases: tuple[str, ...]) -> re.Pattern[str]:
     return re.compile(r"^\s*(?:\[[^\]]*\]\s*)?(?:" + alternatives + r")(?!\w)")
 
 
+# An acknowledgement of receipt is a robot's genre: ours ("Acknowledgement of receipt
+# CCM/7MSP/DEL/FRA/001: …") and the ones ministries' registries send back when our
+# acknowledgement reaches them. Answering one is the loop of two receipt robots. A person
+# who writes about one replies to it ("Re: Accusé de réception …"), which does not match.
+_ACK_SUBJECTS = (
+    "acknowledgement of receipt",
+    "acknowledgment of receipt",
+    "receipt acknowledgement",
+    "receipt acknowledgment",
+    "confirmation of receipt",
+    "accuse de reception",
+    "accuse reception",
+    "confirmation de reception",
+    "acuse de recibo",
+    "acuse de recepcion",
+    "confirmacion de recepcion",
+    "confirmacion de recibo",
+)
+
+
 # Matched on the folded subject and only at its start: "Re: out of office hours" in a human
 # thread must not be silenced.
 _SUBJECT_RULES = (
     (AUTO_REPLY, "out-of-office subject", _starts_with(_OOF_SUBJECTS)),
     (BOUNCE, "bounce subject", _starts_with(_BOUNCE_SUBJECTS)),
     (AUTO_REPLY, "read-receipt subject", _starts_with(_RECEIPT_SUBJECTS)),
+    (AUTO_REPLY, "acknowledgement-of-receipt subject", _starts_with(_ACK_SUBJECTS)),
 )
 
 
@@ -301,6 +326,119 @@ def _subject(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
     for kind, label, pattern in _SUBJECT_RULES:
         if pattern.match(folded):
             return kind, f"{label} ({msg.subject.strip()[:60]})"
+    return None
+
+
+# --------------------------------------------------------------------------- what it says
+
+# Vacation responders that ignore RFC 3834 send no header at all and keep the subject
+# ("RE: Accusé de réception …"): only their words give them away. Read are the sender's own
+# words (above the quoted mail), and only when the mail carries no document: a mission
+# that writes "I am out of the office from tomorrow, here is our list" has submitted a
+# list, and a submission set aside as a robot's is a submission lost. (A robot that
+# attaches files is held by the store's limits on acknowledgements instead.)
+_OWN_SCAN = 20_000  # characters of the body searched for where the quoted mail starts
+_OWN_CHARS = 1_500  # characters of the sender's own words that are read
+_QUOTE_START = re.compile(
+    r"^[ \t]*(?:>|-{2,} ?(?:original message|message d'origine|mensaje original"
+    r"|forwarded message|message transfere|mensaje reenviado)"
+    r"|_{10,}|on .{5,200} wrote:|le .{5,200} a ecrit ?:|el .{5,200} escribio:"
+    r"|(?:from|de|von) ?: .{1,200}$)",
+    re.MULTILINE,
+)
+# "I am out of the office" and its kin, first person: a note about someone else's absence
+# ("the Ambassador will be away") is a person's news, not a responder's.
+_ABSENT = re.compile(
+    r"\bi(?: am|'m| will be| shall be)(?: currently| now| presently)? (?:out of (?:the )?office"
+    r"|away from (?:the |my )?(?:office|desk)|on (?:[a-z]+ )?leave|on (?:holidays?|vacation"
+    r"|mission|official travel|travel)|travell?ing|absent|away)\b"
+    r"|\bje (?:suis|serai)(?: actuellement| en ce moment| absente? et)? (?:absente?"
+    r"|en (?:conges?|vacances|mission|deplacement)|hors du bureau|en dehors du bureau)\b"
+    r"|\b(?:estoy|estare|me encuentro|me encontrare)(?: actualmente)? (?:fuera de la oficina"
+    r"|ausente|de (?:vacaciones|licencia|permiso|viaje|mision)|en (?:mision|viaje|comision))\b"
+)
+# … and what every responder adds: until when, limited access, whom to write meanwhile.
+_ABSENCE_DETAIL = re.compile(
+    r"\b(?:until|till|back (?:on|in)|return|limited access|no access|urgent|in my absence"
+    r"|will (?:reply|respond|answer|get back)"
+    r"|jusqu|retour|acces limite|urgen|en mon absence|repondrai|traiterai"
+    r"|hasta|regreso|vuelta|acceso limitado|en mi ausencia|respondere|contestare)"
+)
+# "This message was sent automatically", "ne pas répondre à ce message"…: what robots say
+# of themselves, our own acknowledgement among them.
+_SELF_AUTOMATIC = re.compile(
+    r"\bthis (?:message|e-?mail|mail|acknowledge?ment|reply|response|notification"
+    r"|confirmation|receipt) (?:was|has been|is|is being) (?:sent|generated|produced|issued)"
+    r" automatically"
+    r"|\b(?:automatically|system|auto)[- ]generated (?:message|e-?mail|mail|reply|response"
+    r"|notification|acknowledge?ment)"
+    r"|\bthis is an? (?:automated|automatic|auto-generated|automatically generated)"
+    r" (?:message|e-?mail|mail|reply|response|notification|acknowledge?ment)"
+    r"|\bdo not reply to this (?:message|e-?mail|mail|address)"
+    r"|\b(?:ce|cet|cette) (?:message|courriel|e-?mail|mail|accuse de reception|reponse)"
+    r" (?:a ete|est) (?:envoyee?|generee?|emise?) automatiquement"
+    r"|\b(?:message|courriel|reponse) (?:genere|envoye)e? automatiquement"
+    r"|\bne pas repondre a (?:ce|cet|cette) (?:message|courriel|e-?mail|mail|adresse)"
+    r"|\b(?:este|el presente) (?:mensaje|correo(?: electronico)?|acuse de recibo)"
+    r" (?:ha sido|fue|es|se ha|se) (?:enviado|generado|emitido) automaticamente"
+    r"|\b(?:mensaje|correo|respuesta) (?:generad|enviad)[oa] automaticamente"
+    r"|\bno (?:responda|conteste) a este (?:mensaje|correo)"
+)
+_ATTACHED_FILE = re.compile(rb"filename\*?=", re.IGNORECASE)
+
+
+def _carries_documents(msg: ParsedMessage) -> bool:
+    """Does the mail bring a file a person may have meant to submit?
+
+    Inline images (logos) and text parts are the message itself. An attached mail counts
+    when it has files of its own: a responder that sends back what it got sends our
+    acknowledgement, which has none.
+    """
+    for att in msg.attachments:
+        ctype = att.content_type.lower()
+        if ctype.startswith("message/") or ctype == "text/rfc822-headers":
+            if _ATTACHED_FILE.search(att.data[:_MAX_ATTACHED_MAIL]):
+                return True
+            continue
+        if att.inline and (ctype.startswith("image/") or ctype.startswith("text/")):
+            continue
+        return True
+    return False
+
+
+_MAX_ATTACHED_MAIL = 5_000_000
+
+
+def _own_text(msg: ParsedMessage) -> str:
+    """The start of what the sender wrote (the quoted mail cut off), folded, one line."""
+    folded = _fold(msg.text[:_OWN_SCAN]).replace("\u2019", "'")
+    quote = _QUOTE_START.search(folded)
+    own = folded[: quote.start()] if quote else folded
+    return " ".join(own.split())[:_OWN_CHARS]
+
+
+_OOF_HEADING = _starts_with(_OOF_SUBJECTS)
+
+
+def _vacation_text(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    if _carries_documents(msg):
+        return None
+    own = _own_text(msg)
+    heading = _OOF_HEADING.match(own)
+    if heading is not None:
+        return AUTO_REPLY, f"out-of-office text ({heading.group().strip()[:40]})"
+    absent = _ABSENT.search(own[:600])
+    if absent is not None and _ABSENCE_DETAIL.search(own[:800]):
+        return AUTO_REPLY, f"out-of-office text ({absent.group()})"
+    return None
+
+
+def _says_automatic(msg: ParsedMessage, ctx: _Context) -> _Fired | None:
+    if _carries_documents(msg):
+        return None
+    found = _SELF_AUTOMATIC.search(_own_text(msg))
+    if found is not None:
+        return _ANY, f"says it was sent automatically ({found.group()[:50]})"
     return None
 
 
@@ -360,6 +498,9 @@ RULES: tuple[Rule, ...] = (
     _spam_flag,
     _gtube,
 )
+# What the mail says is read only when no header or subject spoke: it never changes the kind
+# or the reason those give, and the body is not searched for a mail already known.
+CONTENT_RULES: tuple[Rule, ...] = (_vacation_text, _says_automatic)
 
 
 def _context(own_addresses: Iterable[str], spam_threshold: float) -> _Context:
@@ -375,7 +516,7 @@ def auto_reply_reason(
 ) -> str | None:
     """None when a human may be answered automatically, else why not, in a few words."""
     ctx = _context(own_addresses, spam_threshold)
-    for rule in RULES:
+    for rule in RULES + CONTENT_RULES:
         fired = rule(msg, ctx)
         if fired is not None:
             return fired[1]
@@ -395,7 +536,9 @@ def classify_automatic(
     is spam.
     """
     ctx = _context(own_addresses, spam_threshold)
-    fired = [f for f in (rule(msg, ctx) for rule in RULES) if f is not None]
+    fired = [f for f in (rule(msg, ctx) for rule in RULES) if f is not None] or [
+        f for f in (rule(msg, ctx) for rule in CONTENT_RULES) if f is not None
+    ]
     if not fired:
         return None
     kinds = {kind for kind, _ in fired}

@@ -42,6 +42,7 @@ MAX_TEXT_CHARS = 2_000_000
 MAX_DEFECTS = 50
 MAX_NAME_CHARS = 120
 MAX_NAME_BYTES = 240  # 120 four-byte characters would overflow the 255-byte file name limit
+MAX_FOLD_COST = 4_000**2  # see _fold_cost
 
 # Parts that only carry report machinery (bounces, read receipts, abuse reports): kept out
 # of both the body and the attachments unless the sender gave them a file name.
@@ -88,7 +89,8 @@ _EXTENSIONS = {
 }
 
 _WINDOWS_RESERVED = frozenset(
-    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+    {"con", "prn", "aux", "nul", "conin$", "conout$"}
+    | {f"{port}{n}" for port in ("com", "lpt") for n in "0123456789¹²³"}  # COM¹ is one too
 )
 
 
@@ -331,8 +333,12 @@ def _fit(stem: str, tail: str) -> str:
 
 
 def _shorten(name: str) -> str:
-    stem, ext = _split_extension(name)
-    return _fit(stem, ext)
+    short = _fit(*_split_extension(name))
+    # A cut can leave what now reads as an extension ("… ..0"): settle, so that the name
+    # comes out the same when it is made safe again (an attached mail's files are).
+    while (again := _fit(*_split_extension(short))) != short:
+        short = again
+    return short
 
 
 def safe_filename(filename: str, index: int, content_type: str) -> str:
@@ -343,18 +349,22 @@ def safe_filename(filename: str, index: int, content_type: str) -> str:
     ``invoice\u202efdp.exe``), none of ``<>:"|?*``, no leading dots, at most 120 characters
     and 240 UTF-8 bytes, the extension kept; Windows device names get a ``_`` prefix.
     """
-    name = unicodedata.normalize("NFC", filename)
     name = "".join(
         " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
-        for ch in name
+        for ch in filename
         if unicodedata.category(ch) not in ("Cf", "Cs", "Co", "Cn")
     )
+    name = unicodedata.normalize("NFC", name)  # after: "U\ud7fc\u0300" loses U+D7FC, is "Ù"
     name = re.split(r"[/\\]", name)[-1]
     name = re.sub(r"^[A-Za-z]:", "", name)
     name = re.sub(r'[<>:"|?*]', "_", name)
-    name = re.sub(r"\s+", " ", name).strip().lstrip(".").strip().rstrip(" .")
+    spaced = re.sub(r"\s+", " ", name).strip()
+    # Dots and spaces go from both ends together: ".. .pdf" must not leave a hidden ".pdf".
+    name = spaced.strip(" .")
     if not name.strip("._ "):
         return f"attachment-{index}{_extension_for(content_type)}"
+    if spaced.startswith(".") and "." not in name and len(name) <= 16 and name.isalnum():
+        name = f"attachment-{index}.{name}"  # ".pdf" is an extension without a name: keep it one
     if name.split(".", 1)[0].strip().lower() in _WINDOWS_RESERVED:
         name = "_" + name
     return _shorten(name)
@@ -484,6 +494,8 @@ def _add_attachment(walk: _Walk, filename: str, ctype: str, data: bytes, inline:
 
 
 def _children(part: Message) -> list[Message]:
+    if not part.is_multipart():
+        return []  # get_payload() would decode an 8-bit string body: idna, for one, raises
     payload = part.get_payload()
     if isinstance(payload, list):
         return [p for p in payload if isinstance(p, Message)]
@@ -499,7 +511,10 @@ def _recover_multipart(part: Message) -> Message | None:
     Mailers do send a boundary parameter that differs from the delimiter lines (or none at
     all); the stdlib then keeps the whole body as one string.
     """
-    payload = part.get_payload()
+    try:
+        payload = part.get_payload()
+    except (LookupError, UnicodeError):  # an 8-bit body and a charset (idna) that cannot replace
+        payload = _leaf_bytes(part).decode("ascii", errors="surrogateescape")
     if not isinstance(payload, str):
         return None
     for match in _BOUNDARY_LINE.finditer(payload):
@@ -707,22 +722,44 @@ def _tidy(raw: bytes) -> bytes:
     return raw
 
 
+def _fold_cost(root: Message) -> int:
+    """What mail-parser would spend re-folding the parts' header lines, in squared characters.
+
+    Its walk flattens the parts again with the stdlib, whose folding of a header line that
+    holds 8-bit bytes is quadratic in the line's length: one 64 KB line in an attached mail
+    took two minutes, in the worker process; 200 attached mails with a 1 KB line, 6 s.
+    ``MAX_FOLD_COST`` is a 4 KB line (0.7 s). The root's own header is not folded again.
+    """
+    cost, seen, stack = 0, 0, [root]
+    while stack and seen < MAX_PARTS:  # iteratively: a deep tree must not exhaust the stack
+        part = stack.pop()
+        seen += 1
+        if part.is_multipart():
+            stack.extend(p for p in part.get_payload() if isinstance(p, Message))
+        for _name, value in part.raw_items() if part is not root else ():
+            text = str(value)
+            if any("\udc80" <= ch <= "\udcff" for ch in text):  # 8-bit bytes, as read
+                cost += sum(len(line) ** 2 for line in text.split("\n"))
+    return cost
+
+
 def _parse_tree(raw: bytes, defects: list[str]) -> tuple[object | None, Message]:
     """(the mail-parser object or None, the compat32 MIME tree)."""
     try:
-        mp = mailparser.parse_from_bytes(raw)
-        root = mp.message
-        if isinstance(root, Message):
-            return mp, root
-        defects.append("mail-parser returned no message; read with the stdlib parser")
-    except Exception as exc:  # noqa: BLE001 - mail-parser raises many types on hostile input
-        defects.append(f"mail-parser failed ({type(exc).__name__}); read with the stdlib parser")
-    try:
-        return None, email.message_from_bytes(raw, policy=email.policy.compat32)
+        root = email.message_from_bytes(raw, policy=email.policy.compat32)
     except RecursionError:
         defects.append("MIME nesting too deep: headers only")
-    parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
-    return None, parser.parsebytes(raw)
+        parser = email.parser.BytesHeaderParser(policy=email.policy.compat32)
+        return None, parser.parsebytes(raw)
+    if _fold_cost(root) > MAX_FOLD_COST:
+        defects.append("long 8-bit header lines in the parts: read with the stdlib parser alone")
+        return None, root
+    try:
+        return mailparser.MailParser(root), root  # the tree it would build from these bytes
+    except Exception as exc:  # noqa: BLE001 - mail-parser raises many types on hostile input
+        defects.append(f"mail-parser failed ({type(exc).__name__}); read with the stdlib parser")
+    # Its walk may have failed half-way over the tree: read the bytes afresh.
+    return None, email.message_from_bytes(raw, policy=email.policy.compat32)
 
 
 def parse_message(raw: bytes) -> ParsedMessage:

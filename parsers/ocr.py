@@ -39,6 +39,10 @@ class OcrError(Exception):
     """OCR could not run or failed; ``str(e)`` says why, for the review queue."""
 
 
+class OcrTimeout(OcrError):
+    """A page took longer than the OCR time limit."""
+
+
 @functools.cache
 def _tesseract() -> tuple[str, str]:
     """(the tesseract binary, its ``-l`` argument); raises :class:`OcrError` if missing."""
@@ -106,8 +110,12 @@ def _fit(image: Image.Image) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS)
 
 
-def ocr_image(image: Image.Image, *, dpi: int | None = None) -> str:
-    """The text Tesseract reads in ``image`` (any mode, any size: it is prepared here)."""
+def ocr_image(
+    image: Image.Image, *, dpi: int | None = None, timeout: float = PAGE_TIMEOUT
+) -> str:
+    """The text Tesseract reads in ``image`` (any mode, any size: it is prepared here).
+
+    Raises :class:`OcrTimeout` when Tesseract takes longer than ``timeout`` seconds."""
     path, languages = _tesseract()
     prepared = _fit(_grey(image))
     buffer = io.BytesIO()
@@ -120,12 +128,12 @@ def ocr_image(image: Image.Image, *, dpi: int | None = None) -> str:
             args,
             input=buffer.getvalue(),
             capture_output=True,
-            timeout=PAGE_TIMEOUT,
+            timeout=timeout,
             env=_env(),
             check=False,
         )
     except subprocess.TimeoutExpired as exc:
-        raise OcrError(f"OCR timed out after {PAGE_TIMEOUT:g} s on a page") from exc
+        raise OcrTimeout(f"OCR timed out after {timeout:g} s on a page") from exc
     except OSError as exc:
         raise OcrError(f"OCR failed to start: {exc.strerror or type(exc).__name__}") from exc
     if done.returncode != 0:

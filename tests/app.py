@@ -99,8 +99,14 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
 class WorkerProcess:
     """`ccm-intake run` as a real process: Celery worker with beat, like production."""
 
-    def __init__(self, env: dict[str, str], log: Path, *args: str) -> None:
+    def __init__(
+        self, env: dict[str, str], log: Path, *args: str, new_session: bool = False
+    ) -> None:
         self.env, self.log, self.args = env, log, args
+        # In a session (and process group) of its own, kill_tree() can take the whole
+        # group at once without reaching this test process.
+        self.new_session = new_session
+        self.killed_groups = 0
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, *, wait_ready: bool = True) -> WorkerProcess:
@@ -111,6 +117,7 @@ class WorkerProcess:
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
+                start_new_session=self.new_session,
             )
         if wait_ready:
             wait_until(
@@ -144,6 +151,44 @@ class WorkerProcess:
             for pid in children:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(pid), signal.SIGKILL)
+
+    def kill_tree(self) -> int:
+        """kill -9 the worker as a crash would: its process group (pool processes, beat) and
+        every descendant's own group (attachment readers lead one each, with tesseract in it).
+
+        Needs ``new_session=True``. The group is stopped first so that nothing forks while
+        the descendants are listed. Returns how many processes were killed; ``killed_groups``
+        says in how many process groups (more than one: attachment readers were running).
+        """
+        import psutil
+
+        assert self.proc is not None and self.new_session, "kill_tree needs new_session=True"
+        leader = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader, signal.SIGSTOP)
+        try:
+            descendants = psutil.Process(leader).children(recursive=True)
+        except psutil.NoSuchProcess:
+            descendants = []
+        groups = {leader}
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                groups.add(os.getpgid(child.pid))
+        groups.discard(os.getpgrp())  # never this test's own group
+        self.killed_groups = len(groups)
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        self.proc.wait(30)
+
+        def gone(proc: psutil.Process) -> bool:
+            try:  # a zombie is dead: it only waits for whoever adopted it to reap it
+                return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        wait_until(lambda: all(gone(p) for p in descendants), 30, "killed processes to go")
+        return 1 + len(descendants)
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

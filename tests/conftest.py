@@ -11,9 +11,44 @@ from typing import NoReturn, TypeVar
 
 import pytest
 import redis
+from hypothesis import HealthCheck, settings
 
 from tests import servers
 from tests.app import service_env
+
+# Property-based tests (hypothesis). "ci", loaded by default, keeps each test to seconds;
+# `pytest --hypothesis-profile=fuzz` (or HYPOTHESIS_PROFILE=fuzz) explores far longer.
+# No deadline: a slow example is not a bug here, and timing must not make a test flaky.
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=5_000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# Lines a test wants in the run's summary (figures, not pass/fail): the `report` fixture.
+_REPORT = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``report(line)``: print ``line`` at the end of the pytest output, captured or not."""
+    return request.config.stash.setdefault(_REPORT, []).append
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    lines = config.stash.get(_REPORT, [])
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
+
 
 # =============================================================================
 # Real servers on loopback (tests/servers.py). One of each per test session,

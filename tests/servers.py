@@ -26,10 +26,12 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -178,6 +180,60 @@ def _start(argv: list[str], log: Path, **kwargs: Any) -> subprocess.Popen[bytes]
         )
 
 
+# --------------------------------------------------------------------------- TLS
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A throwaway CA (``ca``) and a server certificate it signed for 127.0.0.1 and
+    localhost (``cert``, ``key``): PEM files, valid two days."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+
+def make_certificates(dir: Path, *, names: str = "IP:127.0.0.1,DNS:localhost") -> TlsFiles:
+    """Make a CA and a server certificate for ``names`` (subjectAltName) with openssl."""
+    openssl = find_binary("openssl")
+    if openssl is None:
+        raise ServerError("openssl not found: apt-get install openssl")
+    dir.mkdir(parents=True, exist_ok=True)
+    files = TlsFiles(ca=dir / "ca.pem", cert=dir / "server.pem", key=dir / "server.key")
+    (dir / "server.ext").write_text(
+        f"subjectAltName={names}\nbasicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+    )
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca_key, csr = str(dir / "ca.key"), str(dir / "server.csr")
+    steps = [
+        [
+            *(openssl, "req", "-x509", *ec, "-days", "2", "-subj", "/CN=ccm-intake test CA"),
+            *("-addext", "basicConstraints=critical,CA:TRUE"),
+            *("-addext", "keyUsage=critical,keyCertSign,cRLSign"),
+            *("-keyout", ca_key, "-out", str(files.ca)),
+        ],
+        [openssl, "req", *ec, "-subj", "/CN=localhost", "-keyout", str(files.key), "-out", csr],
+        [
+            *(openssl, "x509", "-req", "-in", csr, "-CA", str(files.ca), "-CAkey", ca_key),
+            *("-CAcreateserial", "-days", "2", "-extfile", str(dir / "server.ext")),
+            *("-out", str(files.cert)),
+        ],
+    ]
+    for argv in steps:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise ServerError(f"{' '.join(argv[:3])} failed: {done.stderr.strip()}")
+    for path in (files.ca, files.cert, files.key):
+        path.chmod(0o644)  # dovecot's config process reads them; throwaway keys, no secret
+    return files
+
+
 # --------------------------------------------------------------------------- Redis
 
 
@@ -189,9 +245,17 @@ class RedisServer:
     port: int
     binary: str
     proc: subprocess.Popen[bytes] | None = None
+    password: str | None = None  # requirepass: every client must AUTH with it
 
     @property
     def url(self) -> str:
+        """The URL to reach it, with the password in it when there is one."""
+        auth = f":{urllib.parse.quote(self.password, safe='')}@" if self.password else ""
+        return f"redis://{auth}{LOCALHOST}:{self.port}/0"
+
+    @property
+    def bare_url(self) -> str:
+        """The URL without the password (for CCM_BROKER_PASSWORD to go with)."""
         return f"redis://{LOCALHOST}:{self.port}/0"
 
     @property
@@ -217,6 +281,7 @@ class RedisServer:
                 str(self.dir),
                 "--logfile",
                 "",  # to stdout, i.e. the log file below
+                *(["--requirepass", self.password] if self.password else []),
             ],
             self.log,
         )
@@ -225,6 +290,11 @@ class RedisServer:
     def ping(self) -> bool:
         # A raw RESP PING: no client library needed, and no pool left behind.
         with socket.create_connection((LOCALHOST, self.port), timeout=1) as s:
+            if self.password:
+                secret = self.password.encode()
+                s.sendall(b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret))
+                if not s.recv(64).startswith(b"+OK"):
+                    return False
             s.sendall(b"PING\r\n")
             return s.recv(64).startswith(b"+PONG")
 
@@ -242,12 +312,12 @@ class RedisServer:
 
 
 @contextlib.contextmanager
-def redis_server(dir: Path) -> Iterator[RedisServer]:
+def redis_server(dir: Path, *, password: str | None = None) -> Iterator[RedisServer]:
     binary = find_binary("redis-server")
     if binary is None:
         raise ServerError("redis-server not found: apt-get install redis-server")
     dir.mkdir(parents=True, exist_ok=True)
-    server = RedisServer(dir=dir, port=free_port(), binary=binary)
+    server = RedisServer(dir=dir, port=free_port(), binary=binary, password=password)
     try:
         server.start()
         yield server
@@ -261,7 +331,8 @@ def redis_server(dir: Path) -> Iterator[RedisServer]:
 # - maildir with LAYOUT=fs and the namespace separator '/': folder names may hold
 #   '.', spaces, apostrophes and non-ASCII ("Filed/Côte d'Ivoire", "St. Lucia").
 # - chroot off for imap-login and anvil: needed when not root, harmless as root.
-# - ssl off: a loopback test server; clients use MailBoxUnencrypted.
+# - ssl off: a loopback test server; clients use MailBoxUnencrypted. With ``tls``
+#   (TlsFiles) it is on: STARTTLS on the imap port, implicit TLS on ``ssl_port``.
 # - failed logins are answered at once and cost no penalty to later ones.
 _DOVECOT_CONF = """\
 # Throwaway Dovecot for ccm-intake's tests (generated by tests/servers.py).
@@ -270,9 +341,9 @@ listen = {host}
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 mail_location = maildir:{d}/mail/%u:LAYOUT=fs
 mail_uid = {mail_user}
 mail_gid = {mail_group}
@@ -291,10 +362,10 @@ namespace inbox {{
     auto = subscribe
   }}
 }}
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users/%u
-}}
+{passwd_mechanisms}}}
 userdb {{
   driver = static
   args = home={d}/mail/%u
@@ -306,7 +377,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {host}
+    port = {ssl_port}
   }}
 }}
 service anvil {{
@@ -339,6 +411,11 @@ class Dovecot:
     password: str = "alicepw"
     proc: subprocess.Popen[bytes] | None = None
     users: dict[str, str] = field(default_factory=lambda: {"alice": "alicepw", "bob": "bobpw"})
+    tls: TlsFiles | None = None  # TLS on: STARTTLS on ``port``, implicit TLS on ``ssl_port``
+    # OAuth 2.0 logins (XOAUTH2, OAUTHBEARER) checked by the oauth2 passdb against this RFC 7662
+    # introspection endpoint (tests/oauth_server.py); passwords still work as before.
+    oauth2_introspection_url: str | None = None
+    ssl_port: int = 0
 
     @property
     def conf(self) -> Path:
@@ -375,9 +452,44 @@ class Dovecot:
                 mail_user=mail_user,
                 mail_group=mail_group,
                 extra=extra,
+                ssl=(
+                    f"ssl = yes\nssl_cert = <{self.tls.cert}\nssl_key = <{self.tls.key}"
+                    if self.tls
+                    else "ssl = no"
+                ),
+                ssl_port=self.ssl_port if self.tls else 0,
+                **self._oauth2_conf(),
             )
         )
         self._write_users()
+
+    def _oauth2_conf(self) -> dict[str, str]:
+        """The parts of dovecot.conf for OAuth logins; writes dovecot-oauth2.conf.ext."""
+        if self.oauth2_introspection_url is None:
+            return {"mechanisms": "plain login", "oauth2_passdb": "", "passwd_mechanisms": ""}
+        ext = self.dir / "dovecot-oauth2.conf.ext"
+        # Dovecot 2.3.19: POST token=... to the URL; the answer's "username" must be the
+        # login name and "active" true. No auth cache by default: a revoked token is refused
+        # at the next login.
+        ext.write_text(
+            f"introspection_mode = post\n"
+            f"introspection_url = {self.oauth2_introspection_url}\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+            "timeout_msecs = 10000\n"
+        )
+        ext.chmod(0o644)
+        return {
+            "mechanisms": "plain login xoauth2 oauthbearer",
+            "oauth2_passdb": (
+                f"passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+                f"  args = {ext}\n}}\n"
+            ),
+            # The token is no password: the user files answer PLAIN and LOGIN only.
+            "passwd_mechanisms": "  mechanisms = plain login\n",
+        }
 
     def _write_users(self) -> None:
         users = self.dir / "users"
@@ -427,12 +539,23 @@ class Dovecot:
 
 
 @contextlib.contextmanager
-def dovecot_server(dir: Path) -> Iterator[Dovecot]:
+def dovecot_server(
+    dir: Path, *, tls: TlsFiles | None = None, oauth2_introspection_url: str | None = None
+) -> Iterator[Dovecot]:
+    """A Dovecot under ``dir``; with ``tls``, STARTTLS on ``.port``, TLS on ``.ssl_port``."""
     binary = find_binary("dovecot")
     if binary is None:
         raise ServerError("dovecot not found: apt-get install dovecot-imapd")
     dir.mkdir(parents=True, exist_ok=True)
-    server = Dovecot(dir=dir.resolve(), port=free_port(), binary=binary)
+    server = Dovecot(
+        dir=dir.resolve(),
+        port=free_port(),
+        binary=binary,
+        tls=tls,
+        oauth2_introspection_url=oauth2_introspection_url,
+    )
+    if tls is not None:
+        server.ssl_port = free_port()
     try:
         server.configure()
         server.start()
@@ -469,6 +592,8 @@ class Postgres:
     proc: subprocess.Popen[bytes] | None = None
     base_url: str | None = None  # set when an existing server is used
     created: list[str] = field(default_factory=list)
+    # How the throwaway cluster was started (argv, log, Popen keywords): restart() reuses it.
+    launch: tuple[list[str], Path, dict[str, Any]] | None = None
 
     def url(self, dbname: str) -> str:
         """A SQLAlchemy URL for ``dbname`` on this server (psycopg 3 driver)."""
@@ -520,6 +645,23 @@ class Postgres:
         # SIGINT is postgres' "fast" shutdown; SIGTERM ("smart") would wait for
         # every client to leave, and a leaked connection pool would hang us.
         stop_process(self.proc, timeout=15, sig=signal.SIGINT)
+
+    def restart(self, *, down: float = 0.0, crash: bool = False) -> None:
+        """Stop the throwaway cluster, stay down ``down`` seconds, start it again on the same
+        port; databases and committed data are kept. A fast shutdown rolls back the open
+        transactions and cuts the clients off; ``crash`` is an immediate shutdown (SIGQUIT:
+        no checkpoint, so the next start runs crash recovery as after a power cut)."""
+        if self.launch is None:
+            raise ServerError("restart() needs the throwaway cluster, not an external server")
+        if crash:
+            stop_process(self.proc, timeout=15, sig=signal.SIGQUIT)
+        else:
+            self.stop()
+        time.sleep(down)
+        argv, log, kwargs = self.launch
+        wait_for(lambda: port_is_free(self.port), 30, f"port {self.port} to be free")
+        self.proc = _start(argv, log, **kwargs)
+        wait_for(self.ready, 60, "postgres after restart", proc=self.proc, log=log)
 
 
 @contextlib.contextmanager
@@ -604,7 +746,7 @@ def postgres_server(dir: Path) -> Iterator[Postgres]:
     # A unix socket path is limited to ~107 bytes; without room, TCP only.
     socket_dir = str(sock) if len(str(sock)) < 90 else ""
     server = Postgres(port=free_port(), dir=dir)
-    server.proc = _start(
+    server.launch = (
         [
             str(bindir / "postgres"),
             "-D",
@@ -627,10 +769,9 @@ def postgres_server(dir: Path) -> Iterator[Postgres]:
             "logging_collector=off",
         ],
         log,
-        cwd=dir,
-        env=env,
-        **run_as,
+        {"cwd": dir, "env": env, **run_as},
     )
+    server.proc = _start(server.launch[0], log, **server.launch[2])
     try:
         wait_for(server.ready, 30, "postgres", proc=server.proc, log=log)
         yield server
@@ -648,6 +789,7 @@ class SmtpRecord:
     mail_from: str
     rcpt_tos: list[str]
     raw: bytes
+    login: str | None = None  # who logged in (AUTH), when the sink asks for a login
 
     @property
     def message(self) -> EmailMessage:
@@ -713,7 +855,8 @@ class SmtpSink:
         if refusal:
             return refusal
         raw = envelope.original_content or envelope.content
-        record = SmtpRecord(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(raw))
+        login = session.auth_data if isinstance(session.auth_data, str) else None
+        record = SmtpRecord(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(raw), login)
         with self._cond:
             self.messages.append(record)
             self._cond.notify_all()
@@ -745,19 +888,106 @@ class SmtpSink:
 
 
 @contextlib.contextmanager
-def smtp_sink() -> Iterator[SmtpSink]:
+def smtp_sink(
+    *,
+    tls: TlsFiles | None = None,
+    implicit: bool = False,
+    oauth2_introspection_url: str | None = None,
+) -> Iterator[SmtpSink]:
+    """An SMTP sink; with ``tls``, STARTTLS is offered and required before any mail (or,
+    ``implicit``, the whole connection is TLS, as on port 465). With
+    ``oauth2_introspection_url``, a login is required before any mail: XOAUTH2 or
+    OAUTHBEARER only, the token checked at that RFC 7662 endpoint (tests/oauth_server.py)."""
     from aiosmtpd.controller import Controller
 
-    sink = SmtpSink()
+    sink: SmtpSink
+    options: dict[str, Any] = {}
+    if oauth2_introspection_url is not None:
+        sink = OAuthSmtpSink(oauth2_introspection_url)
+        options.update(
+            auth_required=True,
+            auth_require_tls=tls is not None,
+            auth_exclude_mechanism=["PLAIN", "LOGIN"],
+        )
+    else:
+        sink = SmtpSink()
     sink.port = free_port()
+    if tls is not None and implicit:
+        options["ssl_context"] = tls.server_context()
+    elif tls is not None:
+        options.update(tls_context=tls.server_context(), require_starttls=True)
     controller = Controller(
-        sink, hostname=LOCALHOST, port=sink.port, ready_timeout=10, enable_SMTPUTF8=True
+        sink,
+        hostname=LOCALHOST,
+        port=sink.port,
+        ready_timeout=10,
+        enable_SMTPUTF8=True,
+        **options,
     )
     controller.start()  # returns once the server answers
     try:
         yield sink
     finally:
         controller.stop()
+
+
+class OAuthSmtpSink(SmtpSink):
+    """An ``SmtpSink`` that takes OAuth logins only (aiosmtpd calls ``auth_<MECHANISM>``
+    methods of its handler), each token checked at the introspection endpoint."""
+
+    def __init__(self, introspection_url: str) -> None:
+        super().__init__()
+        self.introspection_url = introspection_url
+        self.logins: list[tuple[str, str, bool]] = []  # (mechanism, user, accepted)
+
+    def _token_owner(self, token: str) -> str | None:
+        import json
+        import urllib.request
+
+        data = urllib.parse.urlencode({"token": token}).encode()
+        with urllib.request.urlopen(self.introspection_url, data, timeout=10) as answer:  # noqa: S310
+            said = json.load(answer)
+        return str(said["username"]) if said.get("active") is True else None
+
+    async def _oauth(self, server: Any, args: list[str], mechanism: str) -> Any:
+        import asyncio
+        import base64
+        import binascii
+
+        from aiosmtpd.smtp import AuthResult
+
+        if len(args) == 2:
+            try:
+                blob = base64.b64decode(args[1], validate=True)
+            except binascii.Error:
+                return AuthResult(success=False, handled=False, message="501 5.5.2 Bad base64")
+        else:
+            said = await server.challenge_auth("")
+            if not isinstance(said, bytes):
+                return AuthResult(success=False, handled=True)
+            blob = said
+        text = blob.decode(errors="replace")
+        fields = dict(p.split("=", 1) for p in text.split("\x01") if "=" in p)
+        user = fields.get("user", "")
+        if mechanism == "OAUTHBEARER":  # RFC 7628: "n,a=user,"
+            user = text.split("\x01", 1)[0].split(",")[1].removeprefix("a=")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        owner = await asyncio.to_thread(self._token_owner, token)
+        accepted = bool(user) and owner is not None and owner.lower() == user.lower()
+        self.logins.append((mechanism, user, accepted))
+        if accepted:
+            return AuthResult(success=True, auth_data=user)
+        # The error challenge (RFC 7628 §3.2.3), answered by the client with an empty line.
+        await server.challenge_auth('{"status":"invalid_token","schemes":"bearer"}')
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Authentication credentials invalid"
+        )
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        return await self._oauth(server, args, "XOAUTH2")
+
+    async def auth_OAUTHBEARER(self, server: Any, args: list[str]) -> Any:
+        return await self._oauth(server, args, "OAUTHBEARER")
 
 
 # --------------------------------------------------------------------------- by hand

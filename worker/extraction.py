@@ -27,10 +27,12 @@ import signal
 import struct
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import NoReturn, Protocol
 
 from parsers.attachments import Extraction, iter_extractions
+from parsers.limits import Limits as ReaderLimits
+from parsers.limits import over_limit
 from parsers.message import ParsedMessage
 
 _HEADER = struct.Struct("!cQ")  # frame kind, payload length
@@ -53,6 +55,7 @@ class Limits:
     seconds: float = 60.0  # the whole message
     memory_mb: int = 1024
     ocr: bool = True
+    readers: ReaderLimits = field(default_factory=ReaderLimits)  # pages, zips, OCR time
 
     def __post_init__(self) -> None:
         if not self.seconds > 0:
@@ -64,7 +67,9 @@ class Limits:
 class Target(Protocol):
     """What the child runs: ``parsers.attachments.iter_extractions`` (tests pass others)."""
 
-    def __call__(self, msg: ParsedMessage, *, ocr: bool) -> Iterable[Extraction]: ...
+    def __call__(
+        self, msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits
+    ) -> Iterable[Extraction]: ...
 
 
 # --------------------------------------------------------------------------- the wire
@@ -133,7 +138,7 @@ def _child(fd: int, msg: ParsedMessage, limits: Limits, target: Target) -> NoRet
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)  # an unprivileged process cannot raise its hard limit
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        for extraction in target(msg, ocr=limits.ocr):
+        for extraction in target(msg, ocr=limits.ocr, limits=limits.readers):
             _send(fd, _RESULT, _encode(extraction))
         _send(fd, _DONE, b"")
         code = 0
@@ -242,7 +247,7 @@ def _why_it_died(status: int | None) -> str:
         return f"extraction process died (signal {os.WTERMSIG(status)})"
     code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
     if code == _EXIT_NO_MEMORY:
-        return "extraction failed: out of memory"
+        return over_limit("extraction failed: out of memory")
     return f"extraction process died (exit {code})"
 
 
@@ -292,10 +297,18 @@ def extract_isolated(
         status = _kill_and_reap(pid)
     if outcome.ending == "done":
         return tuple(outcome.results)
+    # Time and memory are limits like the readers' own: a message that needs more of either
+    # is quarantined (parsers.limits), not half-filed.
     if outcome.ending == "timeout":
-        return _fill(msg, outcome.results, f"extraction timed out after {limits.seconds:g} s")
+        return _fill(
+            msg, outcome.results, over_limit(f"extraction timed out after {limits.seconds:g} s")
+        )
     if outcome.ending == "memory":
-        return _fill(msg, outcome.results, "extraction failed: out of memory")
+        return _fill(
+            msg,
+            outcome.results,
+            over_limit(f"extraction failed: out of memory (limit {limits.memory_mb} MB)"),
+        )
     if outcome.ending == "failed":
         return _fill(msg, outcome.results, f"extraction failed: {outcome.detail}"[:300])
     if outcome.ending == "garbled":

@@ -12,14 +12,14 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from config.settings import Settings
 from parsers.headers import peek
-from worker.mailbox import ConnectionLost, Inbox, MailboxError, open_inbox
+from worker.mailbox import ConnectionLost, Inbox, MailboxError, RawMail, kept_inbox, open_inbox
 from worker.processing import OUTCOME_KEYWORDS
 from worker.runtime import Context
-from worker.store import CLAIM_STALE, PendingAction, utcnow
+from worker.store import PendingAction, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,19 @@ class PollResult:
 
 
 def poll_once(
-    ctx: Context, *, opener: Opener = open_inbox, now: datetime | None = None
+    ctx: Context,
+    *,
+    opener: Opener = kept_inbox,
+    now: datetime | None = None,
+    on_new: Callable[[int], object] | None = None,
 ) -> PollResult:
-    """Fetch and keep what is new in the inbox; apply due mailbox actions."""
+    """Fetch and keep what is new in the inbox; apply due mailbox actions.
+
+    ``on_new(message id)`` is called as soon as each new message is kept (its commit done),
+    so that processing can start while the rest of a backlog is still being fetched.
+    The connection stays open for the next poll of this process (``kept_inbox``): an idle
+    poll is then a NOOP, SELECT and SEARCH, not a new login (docs/PERFORMANCE.md).
+    """
     settings, key = ctx.settings, ctx.settings.mailbox_key
     fetched = duplicates = 0
     new: list[int] = []
@@ -67,22 +77,11 @@ def poll_once(
         uids = inbox.uids_after(last_uid)
         for mail in inbox.fetch_raw(uids):
             fetched += 1
-            sha, relative = ctx.archive.put_raw(mail.raw)  # the bytes are on disk first
-            head = peek(mail.raw)
-            message_id, created = ctx.db.record_message(
-                mailbox=key,
-                uidvalidity=folder.uidvalidity,
-                uid=mail.uid,
-                internaldate=mail.internaldate,
-                sha256=sha,
-                raw_path=relative,
-                size=len(mail.raw),
-                message_id_header=head.message_id,
-                from_addr=head.from_addr,
-                subject=head.subject,
-            )
+            message_id, created = keep_mail(ctx, key, folder.uidvalidity, mail)
             if created:
                 new.append(message_id)
+                if on_new is not None:
+                    on_new(message_id)
             else:
                 duplicates += 1
         if uids:
@@ -91,7 +90,8 @@ def poll_once(
         actions = apply_mailbox_actions(ctx, inbox)
         copies = copy_sent_mail(ctx, inbox)
     grace = timedelta(seconds=settings.retry_grace)  # a message not processed by then lost its task
-    unfinished = ctx.db.unfinished_messages(now or utcnow(), grace=grace, stale=CLAIM_STALE)
+    stale = timedelta(seconds=settings.claim_stale)  # a claim whose worker died is taken again
+    unfinished = ctx.db.unfinished_messages(now or utcnow(), grace=grace, stale=stale)
     return PollResult(
         fetched=fetched,
         new=tuple(new),
@@ -103,7 +103,68 @@ def poll_once(
     )
 
 
-def sync_mailbox(ctx: Context, *, opener: Opener = open_inbox) -> tuple[int, int]:
+def keep_mail(ctx: Context, mailbox: str, uidvalidity: int, mail: RawMail) -> tuple[int, bool]:
+    """The raw bytes on disk first, then the row and its location in one commit: (message id,
+    whether it is new)."""
+    sha, relative = ctx.archive.put_raw(mail.raw)
+    head = peek(mail.raw)
+    return ctx.db.record_message(
+        mailbox=mailbox,
+        uidvalidity=uidvalidity,
+        uid=mail.uid,
+        internaldate=mail.internaldate,
+        sha256=sha,
+        raw_path=relative,
+        size=len(mail.raw),
+        message_id_header=head.message_id,
+        from_addr=head.from_addr,
+        subject=head.subject,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Backfilled:
+    found: int  # messages received since the date
+    new: tuple[int, ...]  # kept now, to process
+    duplicates: int  # kept already
+    position: int  # the folder's last UID from now on
+
+
+def backfill(
+    ctx: Context,
+    since: date,
+    *,
+    opener: Opener = open_inbox,
+    progress: Callable[[int, int], None] | None = None,
+) -> Backfilled:
+    """Keep every message of the watched folder received on or after ``since`` (what a first
+    poll would have read from the folder's start, without the older years), and move the
+    folder's position to its last UID, so that the polls go on from there. Processing, with
+    acknowledgements held back, is the caller's (``ccm-intake backfill``)."""
+    settings, key = ctx.settings, ctx.settings.mailbox_key
+    new: list[int] = []
+    duplicates = 0
+    with opener(settings) as inbox:
+        folder = inbox.select(settings.imap_folder)
+        position = ctx.db.mailbox_position(key)
+        if position is None or position[0] != folder.uidvalidity:
+            ctx.db.reset_mailbox(key, folder.uidvalidity)
+        uids = inbox.uids_since(since)
+        last = max(inbox.uids_after(0), default=0)
+        for done, mail in enumerate(inbox.fetch_raw(uids), start=1):
+            message_id, created = keep_mail(ctx, key, folder.uidvalidity, mail)
+            if created:
+                new.append(message_id)
+            else:
+                duplicates += 1
+            if progress is not None:
+                progress(done, len(uids))
+        ctx.db.advance_mailbox(key, folder.uidvalidity, last)  # never backwards
+    stored = ctx.db.mailbox_position(key)
+    return Backfilled(len(uids), tuple(new), duplicates, stored[1] if stored else last)
+
+
+def sync_mailbox(ctx: Context, *, opener: Opener = kept_inbox) -> tuple[int, int]:
     """Only the mailbox side: apply due actions and copy sent mail. Returns (actions, copies)."""
     with opener(ctx.settings) as inbox:
         return apply_mailbox_actions(ctx, inbox), copy_sent_mail(ctx, inbox)

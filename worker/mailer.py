@@ -12,14 +12,19 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
-from config.settings import Security, Settings
+from config.settings import AuthMethod, Security, Settings
+from worker import oauth
 from worker.errors import IntakeError
+from worker.logs import bind, each_with
 from worker.store import Database, utcnow
+from worker.tls import client_context, describe_verify_error, warn_plaintext
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 12
+SENT_RECORD_RETRY = 60.0  # seconds spent recording an accepted mail while the database is away
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(hours=2)
 
@@ -31,25 +36,19 @@ class SmtpError(IntakeError):
 def send_raw(settings: Settings, raw: bytes, sender: str, recipients: list[str]) -> None:
     """Hand one message to the SMTP server; SmtpError says whether a retry can help."""
     where = f"{settings.smtp_host}:{settings.smtp_port}"
+    context = _tls_context(settings)
     try:
-        client: smtplib.SMTP
-        if settings.smtp_security is Security.ssl:
-            client = smtplib.SMTP_SSL(
-                settings.smtp_host,
-                settings.smtp_port,
-                timeout=settings.smtp_timeout,
-                context=ssl.create_default_context(),
-            )
-        else:
-            client = smtplib.SMTP(
-                settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout
-            )
-        with client:
+        with _open(settings, context) as client:
             if settings.smtp_security is Security.starttls:
-                client.starttls(context=ssl.create_default_context())
-            if settings.smtp_user:
-                client.login(settings.smtp_user, settings.smtp_password.get_secret_value())
+                client.starttls(context=context)
+            _log_in(client, settings, where)
             refused = client.sendmail(sender, recipients, raw)
+    except ssl.SSLCertVerificationError as exc:
+        # Not permanent: once the CA is configured, the mail in the outbox can still go.
+        raise SmtpError(
+            f"SMTP server {where}: TLS certificate verification failed: "
+            f"{describe_verify_error(exc)} (give its CA with CCM_SMTP_CA_FILE)"
+        ) from exc
     except smtplib.SMTPRecipientsRefused as exc:
         codes = [code for code, _ in exc.recipients.values()]
         permanent = all(code >= 500 for code in codes)
@@ -73,6 +72,138 @@ def send_raw(settings: Settings, raw: bytes, sender: str, recipients: list[str])
         raise SmtpError(f"SMTP {where} refused some recipients: {refused}", permanent=True)
 
 
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if settings.smtp_security is Security.none:
+        warn_plaintext("SMTP", settings.smtp_host)
+        return None
+    return client_context(
+        "SMTP",
+        verify=settings.smtp_tls_verify,
+        ca_file=settings.smtp_ca_file,
+        host=settings.smtp_host,
+    )
+
+
+def _open(settings: Settings, context: ssl.SSLContext | None) -> smtplib.SMTP:
+    """Connected (over TLS already for ``ssl``), not yet logged in."""
+    if settings.smtp_security is Security.ssl:
+        return smtplib.SMTP_SSL(
+            settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout, context=context
+        )
+    return smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout)
+
+
+def _log_in(client: smtplib.SMTP, settings: Settings, where: str) -> str:
+    """Log in as the settings say; returns how, for ``check_smtp``."""
+    user = settings.smtp_user
+    if settings.smtp_auth is AuthMethod.oauth2:
+        return _oauth_login(client, settings, where)
+    if not user:
+        return "no login (CCM_SMTP_USER is empty)"
+    client.login(user, settings.smtp_password.get_secret_value())
+    return f"logged in as {user!r} with a password"
+
+
+def _oauth_login(client: smtplib.SMTP, settings: Settings, where: str) -> str:
+    """AUTH with an OAuth access token (worker/oauth.py). A refused token that came from the
+    cache may have been revoked since: it is forgotten and a new one tried, once. OAuth
+    trouble is never ``permanent`` here: the mail waits in the outbox until a person fixes it.
+    """
+    client.ehlo_or_helo_if_needed()
+    mechanism = settings.oauth_mechanism.value
+    offered = str(client.esmtp_features.get("auth", "")).upper().split()
+    if mechanism not in offered:
+        raise SmtpError(
+            f"SMTP server {where} does not offer {mechanism} logins (it offers "
+            f"{', '.join(offered) or 'none'}): set CCM_OAUTH_MECHANISM or CCM_SMTP_AUTH"
+        )
+    user = settings.smtp_user
+    for attempt in (1, 2):
+        try:
+            token = oauth.access_token(settings)
+        except oauth.OAuthError as exc:
+            raise SmtpError(f"SMTP login as {user!r}: {exc}") from exc
+        response = oauth.sasl_response(
+            settings.oauth_mechanism,
+            user,
+            token.access_token,
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+        )
+        try:
+            client.auth(mechanism, _Responder(response), initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError:
+            oauth.forget_access_token(settings, token)
+            if attempt == 1 and not token.fresh:
+                continue
+            raise
+        break
+    return f"logged in as {user!r} with {mechanism}"
+
+
+class _Responder:
+    """smtplib's side of AUTH: ``first`` as the initial response; an empty answer to the
+    error challenge a server may send after a refusal (RFC 7628 §3.2.3)."""
+
+    def __init__(self, first: str) -> None:
+        self.first = first
+
+    @overload
+    def __call__(self, challenge: None = None, /) -> str: ...
+    @overload
+    def __call__(self, challenge: bytes, /) -> str: ...
+    def __call__(self, challenge: bytes | None = None, /) -> str:
+        return self.first if challenge is None else ""
+
+
+def check_smtp(settings: Settings) -> list[tuple[str, bool, str]]:
+    """Connect, TLS, log in, NOOP and QUIT, sending nothing: each step's (name, passed, what
+    happened) for ``ccm-intake mailbox check``; the steps after a failed one are not tried."""
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
+    steps: list[tuple[str, bool, str]] = []
+    context = _tls_context(settings)
+    step = "connection"
+    try:
+        if settings.smtp_security is Security.ssl:
+            step = "TLS"
+        with _open(settings, context) as client:
+            if settings.smtp_security is Security.starttls:
+                step = "TLS"
+                client.starttls(context=context)
+            if context is not None:
+                verified = (
+                    "certificate verified"
+                    if settings.smtp_tls_verify
+                    else ("certificate NOT verified (CCM_SMTP_TLS_VERIFY=false)")
+                )
+                steps.append(("TLS", True, f"{settings.smtp_security.value}, {verified}"))
+            step = "login"
+            steps.append(("login", True, _log_in(client, settings, where)))
+            step = "connection"
+            client.noop()
+    except ssl.SSLCertVerificationError as exc:
+        steps.append(
+            (
+                step,
+                False,
+                f"certificate verification failed: "
+                f"{describe_verify_error(exc)} (give its CA with CCM_SMTP_CA_FILE)",
+            )
+        )
+    except smtplib.SMTPAuthenticationError as exc:
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        steps.append((step, False, f"refused: {exc.smtp_code} {text}"))
+    except SmtpError as exc:
+        steps.append((step, False, str(exc)))
+    except (smtplib.SMTPException, OSError) as exc:
+        steps.append((step, False, f"{type(exc).__name__}: {exc}"))
+    return steps
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     sent: int = 0
@@ -94,10 +225,14 @@ def send_due(
     """Send what is due (or just outbox row ``only``). Safe to run anywhere, any number of times."""
     now = now or utcnow()
     sent = deferred = failed = 0
-    for outbox_id in [only] if only is not None else db.due_outbox(now):
-        item = db.claim_outbox(outbox_id, now)
+    stale = timedelta(seconds=settings.claim_stale)  # a "sending" row whose worker died
+    due = [only] if only is not None else db.due_outbox(now, stale=stale)
+    for outbox_id in each_with("outbox_id", due):  # each row's lines carry its id (and key)
+        item = db.claim_outbox(outbox_id, now, stale=stale)
         if item is None:
             continue  # someone else has it, or it is done
+        ack_of = item.key.split(":")[1] if item.key.startswith("ack:") else None
+        bind(outbox_key=item.key, reference=ack_of)
         # Reminders (worker/reminders.py) are re-checked at send time: a State that has
         # submitted since its reminder was queued is not reminded. The check is a store query
         # that also cancels the outbox and ledger rows.
@@ -125,7 +260,9 @@ def send_due(
             else:
                 deferred += 1
             continue
-        db.outbox_sent(item.id, utcnow())
+        # Accepted: record it even through a database restart (a mail not recorded as sent
+        # goes out again once its claim is stale).
+        db.outbox_sent(item.id, utcnow(), retry_for=SENT_RECORD_RETRY)
         if item.purpose == "reminder":  # the reminder ledger follows its mail
             db.settle_reminders(item.id)
         log.info("sent %s to %s", item.key, item.recipient)

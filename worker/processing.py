@@ -8,17 +8,18 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from config.calendar import load_calendar, load_contacts
 from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
 from parsers.attachments import unpack
+from parsers.limits import Limits, OverLimit
 from parsers.message import UnparseableMessage
 from parsers.states import State
-from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack
-from worker.runtime import Context, analyse_message
+from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack, renewed
+from worker.logs import about_message, bind
+from worker.runtime import Context, analyse_message, message_limits
 from worker.store import (
-    CLAIM_STALE,
     AckLimits,
     Message,
     Outcome,
@@ -58,12 +59,20 @@ def target_for(ctx: Context, status: Status, state_name: str | None = None) -> s
 class Processed:
     summary: str
     outbox_ids: tuple[int, ...] = ()  # acknowledgements to send now
+    status: str = ""  # the outcome; '' when this call decided nothing
+    references: tuple[str, ...] = ()  # of the submissions filed
 
 
-def process_message(ctx: Context, message_id: int, *, now: datetime | None = None) -> Processed:
-    """Process one message once: claim it, decide, file, queue acknowledgements, commit."""
+@about_message  # its log lines carry message_id (and reference, once filed)
+def process_message(
+    ctx: Context, message_id: int, *, now: datetime | None = None, hold_acks: str = ""
+) -> Processed:
+    """Process one message once: claim it, decide, file, queue acknowledgements, commit.
+
+    ``hold_acks``: a reason to record every acknowledgement as suppressed instead (old mail
+    imported by ``ccm-intake backfill``)."""
     now = now or utcnow()
-    row = ctx.db.claim_message(message_id, now, stale=CLAIM_STALE)
+    row = ctx.db.claim_message(message_id, now, stale=timedelta(seconds=ctx.settings.claim_stale))
     if row is None:
         return Processed(f"message {message_id}: already processed or being processed")
     try:
@@ -79,12 +88,14 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
         )
     except UnparseableMessage as exc:
         outcome = _quarantine(ctx, f"unreadable message: {exc}")
+    except OverLimit as exc:
+        outcome = _quarantine(ctx, str(exc))
     except Exception as exc:  # the one per-message bulkhead: bad input never stops the worker
         log.exception("message %s: analysis failed", message_id)
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:
         outcome = plan(ctx, analysis, raw)
-    done = _finish(ctx, row, analysis, outcome, now, give_back=Status.received)
+    done = _finish(ctx, row, analysis, outcome, now, give_back=Status.received, hold=hold_acks)
     bounce = analysis.automatic if analysis is not None else None
     if bounce is not None and bounce.kind == "bounce" and bounce.permanent:
         # Reported in the digest; reminders skip the address until someone fixes it.
@@ -94,6 +105,34 @@ def process_message(ctx: Context, message_id: int, *, now: datetime | None = Non
 
 class ReviewError(Exception):
     """A review decision that cannot be carried out; the message says why."""
+
+
+# What `ccm-intake reprocess` may take up again: mail that was set aside or could not be read.
+REOPENABLE = (Status.quarantined, Status.needs_review, Status.not_submission)
+
+
+def reprocess(ctx: Context, message_id: int, *, now: datetime | None = None) -> Processed:
+    """Process a quarantined, review or not-a-submission message again from its kept bytes,
+    under today's settings (a raised limit, a mended registry). Filed mail is not: its
+    corrections come as new versions."""
+    if not ctx.db.reopen_message(message_id, allowed=REOPENABLE):
+        raise ReviewError(
+            f"message #{message_id} is not quarantined, in review or set aside: nothing to redo"
+        )
+    return process_message(ctx, message_id, now=now)
+
+
+def resend_ack(ctx: Context, reference: str, *, now: datetime | None = None) -> int:
+    """Queue the acknowledgement of ``reference`` once more (a mission says it never came);
+    the outbox id. Raises ReviewError when there never was one."""
+    now = now or utcnow()
+    address = ctx.settings.service_address
+    queued = ctx.db.queue_resend(
+        reference, lambda original, key: renewed(original.raw, key, address, now), now
+    )
+    if queued is None:
+        raise ReviewError(f"no acknowledgement was made for {reference!r}")
+    return queued
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +145,7 @@ class Decision:
     note: str = ""
 
 
+@about_message
 def resolve_review(
     ctx: Context, message_id: int, decision: Decision, *, now: datetime | None = None
 ) -> Processed:
@@ -130,7 +170,7 @@ def resolve_review(
         analysis = analyse_message(
             ctx.settings, ctx.registry, ctx.directory, raw, received=row.internaldate.date()
         )
-    except (OSError, UnparseableMessage) as exc:
+    except (OSError, UnparseableMessage, OverLimit) as exc:
         ctx.db.release_message(message_id, Status.needs_review)
         raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
     who = f"decided in review{': ' + decision.note if decision.note else ''}"
@@ -166,6 +206,7 @@ def _finish(
     now: datetime,
     *,
     give_back: Status,
+    hold: str = "",
 ) -> Processed:
     def ack(
         reference: str, planned: PlannedSubmission, stored: list[StoredFile]
@@ -183,6 +224,10 @@ def _finish(
                 per_recipient_hour=ctx.settings.ack_rate_limit,
                 per_recipient_day=ctx.settings.ack_rate_limit_day,
                 all_per_hour=ctx.settings.ack_global_per_hour,
+                max_age=timedelta(days=ctx.settings.ack_max_age_days)
+                if ctx.settings.ack_max_age_days
+                else None,
+                hold=hold,
             ),
         )
     except Exception:
@@ -190,6 +235,10 @@ def _finish(
         # claim goes stale.
         ctx.db.release_message(row.id, give_back)
         raise
+    references: tuple[str, ...] = ()
+    if outcome.submissions:
+        references = tuple(sub.reference for sub in ctx.db.submissions_of(row.id))
+        bind(reference=", ".join(references))  # on this line and the task's own lines
     summary = f"message {row.id}: {outcome.status.value}"
     if outcome.state_iso3:
         summary += f" {outcome.state_iso3}"
@@ -197,7 +246,7 @@ def _finish(
         summary += f" ({', '.join(p.kind for p in outcome.submissions)})"
     summary += f", {len(outbox_ids)} ack(s) queued — {outcome.reason}"
     log.info(summary)
-    return Processed(summary, tuple(outbox_ids))
+    return Processed(summary, tuple(outbox_ids), outcome.status.value, references)
 
 
 def _quarantine(ctx: Context, reason: str) -> Outcome:
@@ -230,8 +279,12 @@ def plan(
     if decided is not None:
         status = Status.filed
         state = ctx.registry.get(decided)
-        files = filed_files(analysis, raw)
+        files = filed_files(analysis, raw, message_limits(ctx.settings))
         answer = analysis.ack if ack is None else ack
+        # The loop guard (store: one acknowledgement a day for a reply to our own mail) is
+        # for what the service decides alone; a person who resolves a review has decided.
+        msg = analysis.message
+        replies_to = (*msg.references, msg.in_reply_to or "") if ack is None else ()
         submissions = tuple(
             PlannedSubmission(
                 kind=kind,
@@ -241,6 +294,7 @@ def plan(
                 ack=answer and kind in ACKNOWLEDGED_KINDS,
                 cycle=analysis.cycles.get(kind, ""),
                 details_json=analysis.details_json(kind),
+                replies_to=replies_to,
             )
             for kind in (kinds or analysis.kinds)
         )
@@ -261,14 +315,17 @@ def plan(
     )
 
 
-def filed_files(analysis: Analysis, raw: bytes) -> list[tuple[str, bytes]]:
+def filed_files(
+    analysis: Analysis, raw: bytes, limits: Limits | None = None
+) -> list[tuple[str, bytes]]:
     """What goes into a submission's folder: the mail as received, each attachment, and the
-    files inside containers (zip, .msg, winmail.dat) so that the secretary can open them."""
+    files inside containers (zip, .msg, winmail.dat) so that the secretary can open them,
+    as deep as the reading went under the same ``limits``."""
     attachments = analysis.message.attachments
     files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
     seen = {a.sha256 for a in attachments}
     for container in attachments:
-        for inner in unpack(container):
+        for inner in unpack(container, limits=limits):
             if inner.sha256 not in seen:  # a forwarded mail's files are also at the top
                 seen.add(inner.sha256)
                 files.append((inner.safe_name, inner.data))

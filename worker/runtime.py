@@ -9,6 +9,8 @@ from datetime import date
 from config.registry import load_directory, load_meetings, load_registry
 from config.settings import Settings, load_settings
 from parsers.analysis import Analysis, analyse
+from parsers.limits import KB, MB
+from parsers.limits import Limits as ReaderLimits
 from parsers.states import MissionDirectory, StateRegistry
 from worker.extraction import Limits, extract_isolated
 from worker.store import Archive, Database
@@ -62,10 +64,12 @@ def analyse_message(
 
     Attachments are read in a child process under the settings' time and memory limits.
     """
+    readers = message_limits(settings)
     limits = Limits(
         seconds=settings.extract_seconds,
         memory_mb=settings.extract_memory_mb,
         ocr=settings.ocr if ocr is None else ocr,
+        readers=readers,
     )
     return analyse(
         raw,
@@ -77,4 +81,22 @@ def analyse_message(
         received=received,
         meetings=load_meetings(),
         extract=lambda msg: extract_isolated(msg, limits),
+        limits=readers,
+    )
+
+
+def message_limits(settings: Settings) -> ReaderLimits:
+    """The ``CCM_MAX_…`` settings as ``parsers.limits.Limits`` (bytes, counts, seconds)."""
+    return ReaderLimits(
+        message_bytes=int(settings.max_message_mb * MB),
+        header_bytes=int(settings.max_header_kb * KB),
+        mime_depth=settings.max_mime_depth,
+        attachments=settings.max_attachments,
+        attachment_bytes=int(settings.max_attachment_mb * MB),
+        zip_entries=settings.max_zip_entries,
+        zip_bytes=int(settings.max_zip_mb * MB),
+        zip_ratio=int(settings.max_zip_ratio),
+        zip_depth=settings.max_zip_depth,
+        pdf_pages=settings.max_pdf_pages,
+        ocr_seconds=settings.ocr_seconds,
     )

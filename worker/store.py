@@ -12,7 +12,9 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +27,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -41,11 +44,12 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from worker.compose import Outgoing
+from worker.errors import IntakeError
 
 
 def utcnow() -> datetime:
@@ -89,6 +93,7 @@ class Status(enum.StrEnum):
 
 
 CLAIM_STALE = timedelta(minutes=10)  # a claimed message whose worker died is taken again
+_MAX_REPLY_IDS = 20  # the last Message-IDs of a thread that are looked up in the outbox
 FINAL = (Status.filed, Status.needs_review, Status.not_submission, Status.quarantined)
 
 
@@ -103,6 +108,8 @@ class MailboxState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str] = mapped_column(Text, default="", server_default="")
     last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How long the last successful poll took, in seconds (for `ccm-intake metrics`).
+    last_poll_seconds: Mapped[float | None] = mapped_column(Float)
 
 
 class Message(Base):
@@ -125,6 +132,10 @@ class Message(Base):
     target: Mapped[str | None] = mapped_column(String(400))  # where the mailbox action puts it
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when its personal data was purged (worker/retention.py): the raw bytes, the filed
+    # files and the fields above that name people are gone; the row, its SHA-256 (so the same
+    # mail is never filed again), State, kind, status and dates stay.
+    purged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class MessageLocation(Base):
@@ -228,6 +239,22 @@ class ContactHealth(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     last_bounce_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PurgeRun(Base):
+    """One purge of personal data: when, up to which date, and how much went."""
+
+    __tablename__ = "purge_run"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    purged_before: Mapped[datetime] = mapped_column(UTCDateTime)  # mail received before this
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    raw_files: Mapped[int] = mapped_column(Integer, default=0)
+    filed_folders: Mapped[int] = mapped_column(Integer, default=0)
+    submissions: Mapped[int] = mapped_column(Integer, default=0)
+    outbox_rows: Mapped[int] = mapped_column(Integer, default=0)
+    kept_waiting: Mapped[int] = mapped_column(Integer, default=0)  # in review: not purged
+    started_by: Mapped[str] = mapped_column(String(20), default="command")  # command | schedule
 
 
 def outbox_row(key: str, purpose: str, mail: Outgoing, now: datetime) -> Outbox:
@@ -515,6 +542,52 @@ class Database:
             return False
         return True
 
+    def reopen_message(self, message_id: int, *, allowed: Iterable[Status]) -> bool:
+        """Set a decided message back to *received*, so that it is processed again (after a
+        limit was raised, the registry mended...). Only from the ``allowed`` statuses; False
+        when the message is in none of them. Its submissions, if any, stay."""
+        with self.session() as s:
+            done = s.execute(
+                update(Message)
+                .where(Message.id == message_id, Message.status.in_([str(a) for a in allowed]))
+                .values(status=Status.received, claimed_at=None)
+            )
+            return bool(getattr(done, "rowcount", 0))
+
+    def message_ids_with(self, status: Status) -> list[int]:
+        with self.session() as s:
+            return list(
+                s.scalars(select(Message.id).where(Message.status == status).order_by(Message.id))
+            )
+
+    def message_of_reference(self, reference: str) -> int | None:
+        with self.session() as s:
+            return s.scalar(select(Submission.message_id).where(Submission.reference == reference))
+
+    def queue_resend(
+        self, reference: str, mail: Callable[[Outbox, str], Outgoing], now: datetime
+    ) -> int | None:
+        """Queue the acknowledgement of ``reference`` once more, as a new mail (its own key
+        ``ack:REF:resend:N`` and Message-ID, from ``mail(original, key)``), whatever the
+        rate limits say: a person asked for it. None when no acknowledgement was ever made
+        for it."""
+        base = f"ack:{reference}"
+        with self.session() as s:
+            original = s.scalar(select(Outbox).where(Outbox.key == base))
+            if original is None:
+                return None
+            earlier = s.scalar(
+                select(func.count(Outbox.id)).where(
+                    Outbox.key.startswith(f"{base}:resend:", autoescape=True)
+                )
+            )
+            key = f"{base}:resend:{(earlier or 0) + 1}"
+            row = outbox_row(key, "ack", mail(original, key), now)
+            row.submission_id = original.submission_id
+            s.add(row)
+            s.flush()
+            return row.id
+
     def finish_message(
         self,
         archive: Archive,
@@ -564,6 +637,17 @@ class Database:
                     state_folder = safe_component(planned.state_folder)
                     name = sub.reference.replace("/", "-")
                     sub.folder = f"filed/{state_folder}/{planned.kind}/{date}_{name}"
+                    # The reference is unique and names the folder: claim it in the database
+                    # before writing there. Two versions of one State's submission filed at
+                    # the same moment both count the same number; the second used to write
+                    # into the first's folder and, when its commit then failed on the
+                    # reference, remove that folder — a filing the database holds, gone
+                    # (tests/faults, two workers). Now the second fails here, having written
+                    # nothing, and is processed again as the next version.
+                    s.flush()
+                    # Ours now, so anything already there is what a worker killed between
+                    # writing and committing left behind: start the folder afresh.
+                    archive.remove_folder(sub.folder)
                     written.append(sub.folder)
                     stored = archive.file_folder(sub.folder, planned.files)
                     for f in stored:
@@ -581,7 +665,13 @@ class Database:
                         continue
                     row = outbox_row(f"ack:{sub.reference}", "ack", ack, now)
                     row.submission_id = sub.id
-                    over = self._ack_limit_reached(s, ack.recipient, now, ack_limits or AckLimits())
+                    limits = ack_limits or AckLimits()
+                    over = (
+                        limits.hold
+                        or _too_old(message.internaldate, now, limits.max_age)
+                        or self._reply_limit_reached(s, planned.replies_to, ack.recipient, now)
+                        or self._ack_limit_reached(s, ack.recipient, now, limits)
+                    )
                     if over:
                         row.status, row.last_error = "suppressed", over
                     s.add(row)
@@ -607,6 +697,10 @@ class Database:
                     .values(target=outcome.target, action_state="pending", action_error="")
                 )
                 return [row.id for row in outbox if row.status == "pending"]
+        except IntegrityError as exc:
+            for folder in written:
+                archive.remove_folder(folder)
+            raise Conflict(f"message {message_id}: {_first_line(exc.orig)}") from exc
         except BaseException:
             for folder in written:
                 archive.remove_folder(folder)
@@ -642,6 +736,49 @@ class Database:
             .order_by(Submission.version.desc(), Submission.id.desc())
             .limit(1)
         )
+
+    @staticmethod
+    def _reply_limit_reached(
+        s: Session, replies_to: tuple[str, ...], recipient: str, now: datetime
+    ) -> str:
+        """Why the acknowledgement of a reply to our own mail must not go out ('' when it may).
+
+        A mail that answers one we sent (its In-Reply-To or References name a Message-ID in
+        the outbox) is what an autoresponder sends back, whatever it looks like; so such a
+        mail gets an acknowledgement only if its sender has had none from us in the last
+        24 hours. Two robots that slip past every check in parsers.autoreply thus exchange
+        one mail a day, not the hourly limit's three.
+
+        A person who corrects a list by replying to our acknowledgement the same day is
+        filed (the new version, kept) but not acknowledged again: such a reply cannot be
+        told from a robot's that sends a file back, the mission already knows from this
+        morning's acknowledgement that we are listening, and the acknowledgement is recorded
+        as suppressed with this reason, which the digest lists for the secretary. A fresh
+        mail, a reply the next day, or a list sent in reply to a reminder (no
+        acknowledgement yet) is acknowledged as usual. Checked here, in the same transaction
+        as the outbox row, because the database is the truth, not Redis.
+        """
+        ids = tuple(dict.fromkeys(i for i in replies_to if i))[-_MAX_REPLY_IDS:]
+        if not ids:
+            return ""
+        ours = s.scalar(select(Outbox.id).where(Outbox.message_id_header.in_(ids)).limit(1))
+        if ours is None:
+            return ""
+        acknowledged = s.scalar(
+            select(func.count(Outbox.id)).where(
+                Outbox.purpose == "ack",
+                # Going or gone out: one that failed or was held reached nobody.
+                Outbox.status.in_(("pending", "sending", "sent")),
+                Outbox.recipient == recipient,
+                Outbox.created_at >= now - timedelta(days=1),
+            )
+        )
+        if acknowledged:
+            return (
+                f"loop guard: a reply to our own mail; {recipient} had an acknowledgement"
+                " in the last 24 hours"
+            )
+        return ""
 
     @staticmethod
     def _ack_limit_reached(s: Session, recipient: str, now: datetime, limits: AckLimits) -> str:
@@ -776,13 +913,26 @@ class Database:
                 return None
             return s.get(Outbox, outbox_id)
 
-    def outbox_sent(self, outbox_id: int, when: datetime) -> None:
-        with self.session() as s:
-            s.execute(
-                update(Outbox)
-                .where(Outbox.id == outbox_id)
-                .values(status="sent", sent_at=when, last_error="")
-            )
+    def outbox_sent(self, outbox_id: int, when: datetime, *, retry_for: float = 0.0) -> None:
+        """Record that the SMTP server accepted the mail. Unrecorded, the row would be taken
+        again once its claim is stale and the mail sent a second time, so a database that is
+        away (a restart takes seconds) is tried again for up to ``retry_for`` seconds: without
+        it, each PostgreSQL restart in the middle of sending doubled a mail (tests/faults)."""
+        deadline, pause = time.monotonic() + retry_for, 0.1
+        while True:
+            try:
+                with self.session() as s:
+                    s.execute(
+                        update(Outbox)
+                        .where(Outbox.id == outbox_id)
+                        .values(status="sent", sent_at=when, last_error="")
+                    )
+                return
+            except OperationalError:  # the connection, not the statement: worth another try
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def outbox_failed(self, outbox_id: int, error: str, *, retry_at: datetime | None) -> None:
         with self.session() as s:
@@ -832,6 +982,17 @@ class Database:
     def outbox_key_exists(self, key: str) -> bool:
         with self.session() as s:
             return s.scalar(select(Outbox.id).where(Outbox.key == key)) is not None
+
+    def outbox_keys(self, prefix: str) -> list[str]:
+        """The keys of the outbox rows that start with ``prefix``, oldest first."""
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Outbox.key)
+                    .where(Outbox.key.startswith(prefix, autoescape=True))
+                    .order_by(Outbox.id)
+                )
+            )
 
     def queue_outbox_once(
         self, key: str, purpose: str, mail: Outgoing, now: datetime
@@ -939,12 +1100,12 @@ class Database:
         with self.session() as s:
             return list(s.scalars(select(MailboxState).order_by(MailboxState.mailbox)))
 
-    def poll_succeeded(self, mailbox: str, now: datetime) -> None:
+    def poll_succeeded(self, mailbox: str, now: datetime, *, seconds: float | None = None) -> None:
         with self.session() as s:
             s.execute(
                 update(MailboxState)
                 .where(MailboxState.mailbox == mailbox)
-                .values(last_success_at=now)
+                .values(last_success_at=now, last_poll_seconds=seconds)
             )
 
     def poll_failed(self, mailbox: str, error: str, now: datetime) -> None:
@@ -1129,9 +1290,45 @@ class Database:
             rows = s.execute(select(Outbox.status, func.count(Outbox.id)).group_by(Outbox.status))
             return {status: int(n) for status, n in rows}
 
+    def monitoring(self) -> Monitoring:
+        """What `ccm-intake metrics` shows, read in one transaction (worker/metrics.py)."""
+        with self.session() as s:
+            statuses = s.execute(
+                select(Message.status, func.count(Message.id)).group_by(Message.status)
+            )
+            outbox = s.execute(
+                select(Outbox.purpose, Outbox.status, func.count(Outbox.id)).group_by(
+                    Outbox.purpose, Outbox.status
+                )
+            )
+            unfinished = s.scalar(
+                select(func.min(Message.stored_at)).where(
+                    Message.status.in_([Status.received, Status.processing])
+                )
+            )
+            pending = s.scalar(
+                select(func.min(Outbox.created_at)).where(
+                    Outbox.status.in_(["pending", "sending"])
+                )
+            )
+            return Monitoring(
+                messages={status: int(n) for status, n in statuses},
+                outbox={(purpose, status): int(n) for purpose, status, n in outbox},
+                oldest_unfinished=_aware(unfinished) if unfinished else None,
+                oldest_pending_outbox=_aware(pending) if pending else None,
+                mailboxes=list(s.scalars(select(MailboxState).order_by(MailboxState.mailbox))),
+            )
+
     def recent_messages(self, limit: int = 50) -> list[Message]:
         with self.session() as s:
             return list(s.scalars(select(Message).order_by(Message.id.desc()).limit(limit)))
+
+    def all_submissions(self, kind: str) -> list[Submission]:
+        """Every submission of ``kind``, every version, in the order they were filed."""
+        with self.session() as s:
+            return list(
+                s.scalars(select(Submission).where(Submission.kind == kind).order_by(Submission.id))
+            )
 
     def submissions_of(self, message_id: int) -> list[Submission]:
         with self.session() as s:
@@ -1140,6 +1337,123 @@ class Database:
     def outbox_rows(self) -> list[Outbox]:
         with self.session() as s:
             return list(s.scalars(select(Outbox).order_by(Outbox.id)))
+
+    # -- retention (worker/retention.py) ---------------------------------------------------
+
+    def purge_candidates(self, before: datetime) -> list[PurgeCandidate]:
+        """Messages received before ``before`` whose personal data may go, oldest first:
+        decided ones (filed, not a submission, quarantined) not purged yet. What waits for
+        a person (review) or for a worker is left alone."""
+        wanted = (
+            Message.internaldate < before,
+            Message.status.in_(PURGEABLE),
+            Message.purged_at.is_(None),
+        )
+        with self.session() as s:
+            folders: dict[int, list[tuple[str, str]]] = {}
+            rows = s.execute(
+                select(Submission.message_id, Submission.reference, Submission.folder)
+                .join(Message, Message.id == Submission.message_id)
+                .where(*wanted)
+                .order_by(Submission.id)
+            )
+            for message_id, reference, folder in rows:
+                folders.setdefault(message_id, []).append((reference, folder))
+            return [
+                PurgeCandidate(
+                    message_id=m.id,
+                    internaldate=m.internaldate,
+                    status=m.status,
+                    state_iso3=m.state_iso3,
+                    kind=m.kind,
+                    raw_path=m.raw_path,
+                    submissions=tuple(folders.get(m.id, ())),
+                )
+                for m in s.scalars(
+                    select(Message).where(*wanted).order_by(Message.internaldate, Message.id)
+                )
+            ]
+
+    def waiting_before(self, before: datetime) -> int:
+        """Messages received before ``before`` that a purge leaves alone: not decided yet."""
+        with self.session() as s:
+            return int(
+                s.scalar(
+                    select(func.count(Message.id)).where(
+                        Message.internaldate < before,
+                        Message.status.not_in(PURGEABLE),
+                        Message.purged_at.is_(None),
+                    )
+                )
+                or 0
+            )
+
+    def purge_message(
+        self, message_id: int, now: datetime, redact_details: Callable[[str, str], str]
+    ) -> tuple[int, int]:
+        """Clear what names people in one message's rows — its addresses, subject, evidence,
+        its submissions' rosters (``redact_details(kind, details)`` keeps the rest), its
+        files' names, its acknowledgements' text — in one commit. The facts stay: State,
+        kind, reference, version, status, dates, SHA-256 and sizes. Returns (submissions,
+        outbox rows) cleared; (0, 0) when it was purged already."""
+        with self.session() as s:
+            message = s.get(Message, message_id)
+            if message is None or message.purged_at is not None:
+                return 0, 0
+            message.from_addr, message.subject, message.message_id_header = "", "", None
+            message.analysis, message.reason, message.purged_at = "", "", now
+            subs = list(s.scalars(select(Submission).where(Submission.message_id == message_id)))
+            for sub in subs:
+                sub.details = redact_details(sub.kind, sub.details)
+            ids = [sub.id for sub in subs]
+            if not ids:
+                return 0, 0
+            s.execute(
+                update(FiledFile)
+                .where(FiledFile.submission_id.in_(ids))
+                .values(name="", original_name="")
+            )
+            # An acknowledgement still unsent this late is not sent at all.
+            s.execute(
+                update(Outbox)
+                .where(Outbox.submission_id.in_(ids), Outbox.status.in_(("pending", "sending")))
+                .values(status="cancelled", last_error="purged before it was sent")
+            )
+            cleared = s.execute(
+                update(Outbox)
+                .where(Outbox.submission_id.in_(ids))
+                .values(raw=b"", recipient="", subject="", copied_to_sent=True)
+            )
+            return len(ids), int(cleared.rowcount or 0)  # type: ignore[attr-defined]
+
+    def purge_outbox_before(self, before: datetime, *, dry_run: bool = False) -> int:
+        """Clear the text and recipient of other mail sent (or given up) before ``before``:
+        digests and reminders. Acknowledgements go with their message (purge_message)."""
+        wanted = (
+            Outbox.created_at < before,
+            Outbox.submission_id.is_(None),
+            Outbox.status.in_(("sent", "failed", "suppressed", "cancelled")),
+            Outbox.recipient != "",
+        )
+        with self.session() as s:
+            if dry_run:
+                return int(s.scalar(select(func.count(Outbox.id)).where(*wanted)) or 0)
+            result = s.execute(
+                update(Outbox)
+                .where(*wanted)
+                .values(raw=b"", recipient="", subject="", copied_to_sent=True)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    def record_purge(self, run: PurgeRun) -> int:
+        with self.session() as s:
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def purge_runs(self) -> list[PurgeRun]:
+        with self.session() as s:
+            return list(s.scalars(select(PurgeRun).order_by(PurgeRun.id)))
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -1152,6 +1466,22 @@ def _aware(value: datetime | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+PURGEABLE = (Status.filed, Status.not_submission, Status.quarantined)
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeCandidate:
+    """A message whose personal data a purge removes (nothing personal in here itself)."""
+
+    message_id: int
+    internaldate: datetime
+    status: str
+    state_iso3: str | None
+    kind: str | None
+    raw_path: str
+    submissions: tuple[tuple[str, str], ...]  # (reference, folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1192,6 +1522,20 @@ class PlannedSubmission:
     ack: bool
     cycle: str = ""
     details_json: str = ""
+    # The Message-IDs the mail answers (In-Reply-To, References): when one is a mail we sent,
+    # the loop guard of Database._reply_limit_reached applies to its acknowledgement.
+    replies_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Monitoring:
+    """Counts and ages for the metrics, all from the database (Database.monitoring)."""
+
+    messages: dict[str, int]  # by status
+    outbox: dict[tuple[str, str], int]  # by (purpose, status)
+    oldest_unfinished: datetime | None  # stored_at of the oldest message kept, not finished
+    oldest_pending_outbox: datetime | None  # created_at of the oldest mail not yet sent
+    mailboxes: list[MailboxState]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1199,6 +1543,20 @@ class AckLimits:
     per_recipient_hour: int = 3
     per_recipient_day: int = 10
     all_per_hour: int = 200
+    # Mail that reached the inbox longer ago than this is filed but not acknowledged: a
+    # first poll of an inbox holding years of mail, or a backfill, must not answer it all.
+    max_age: timedelta | None = timedelta(days=7)
+    hold: str = ""  # a reason to suppress every acknowledgement (a backfill of old mail)
+
+
+def _too_old(received: datetime, now: datetime, max_age: timedelta | None) -> str:
+    """Why mail received at ``received`` is too old to acknowledge ('' when it is not)."""
+    if max_age is None or now - received <= max_age:
+        return ""
+    return (
+        f"not acknowledged: received {(now - received).days} days ago"
+        f" (older than {max_age.days} days: old mail read for the first time)"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -1216,7 +1574,7 @@ class Outcome:
 # --- the archive -------------------------------------------------------------------
 
 
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|\ud800-\udfff]+')  # lone surrogates: no UTF-8
 
 
 def safe_component(text: str, *, limit: int = 120, fallback: str = "file") -> str:
@@ -1224,12 +1582,16 @@ def safe_component(text: str, *, limit: int = 120, fallback: str = "file") -> st
     text = unicodedata.normalize("NFC", text)
     # A name that carries a path ("../../etc/passwd", "C:\\TEMP\\x.png") keeps its last part.
     text = next((part for part in reversed(re.split(r"[/\\]", text)) if part.strip(". ")), "")
-    text = _UNSAFE.sub("_", text).strip().lstrip(".").strip()
+    # Dots and spaces go from the front together: ". .x" must not leave a hidden ".x".
+    text = re.sub(r"^[\s.]+", "", _UNSAFE.sub("_", text)).strip()
     if len(text) > limit:
         stem, dot, ext = text.rpartition(".")
         text = (
             (stem[: limit - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else text[:limit]
         )
+    while len(text.encode()) > 240:  # 120 four-byte characters overflow the 255-byte limit
+        stem, dot, ext = text.rpartition(".")
+        text = f"{stem[:-1]}.{ext}" if dot and len(stem) > 1 and len(ext) <= 10 else text[:-1]
     return text or fallback
 
 
@@ -1243,6 +1605,16 @@ class StoredFile:
 
 class ArchiveError(Exception):
     pass
+
+
+class Conflict(IntakeError):
+    """Another worker committed first what this transaction counted on (the same State's
+    submission numbered at the same moment by two workers): nothing was kept, and doing it
+    again now succeeds."""
+
+
+def _first_line(exc: object) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 class Archive:
@@ -1275,6 +1647,8 @@ class Archive:
         sha = hashlib.sha256(raw).hexdigest()
         relative = f"raw/{sha[:2]}/{sha}.eml"
         path = self._inside(relative)
+        if self._inside(_tombstone(relative)).exists():
+            return sha, relative  # purged (worker/retention.py): the same mail is not kept again
         if not (path.exists() and path.stat().st_size == len(raw)):
             self._write_atomic(path, raw)
         return sha, relative
@@ -1310,3 +1684,31 @@ class Archive:
             for child in folder.iterdir():
                 child.unlink(missing_ok=True)
             folder.rmdir()
+
+    # -- retention (worker/retention.py) --------------------------------------------------
+
+    def purge_raw(self, relative: str, when: datetime) -> bool:
+        """Delete a message's raw bytes for good, leaving a tombstone (its date, nothing
+        else) so that a later poll of the same mail keeps no copy. True if bytes were there."""
+        tombstone = self._inside(_tombstone(relative))
+        if not tombstone.exists():
+            self._write_atomic(tombstone, when.date().isoformat().encode())
+        path = self._inside(relative)
+        existed = path.exists()
+        path.unlink(missing_ok=True)
+        return existed
+
+    def purge_folder(self, relative_folder: str) -> bool:
+        """Delete a filed submission's folder and what is in it. True if it was there."""
+        folder = self._inside(relative_folder)
+        if not relative_folder or folder == self.root or not folder.is_dir():
+            return False
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:  # another purge got there first
+            return False
+        return True
+
+
+def _tombstone(relative_raw: str) -> str:
+    return relative_raw.removesuffix(".eml") + ".purged"

@@ -2,25 +2,69 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import random
+import time
 from typing import Any
 
 import redis
-from celery.signals import worker_ready
+from celery import Task
+from celery.signals import worker_init, worker_ready
 
 from worker import digest, intake, mailer, processing
 from worker.app import app
 from worker.coordination import PollGuard
+from worker.logs import bind
 from worker.mailbox import MailboxError
 from worker.runtime import get_context
-from worker.store import utcnow
+from worker.store import Conflict, utcnow
 
 log = logging.getLogger("ccm_intake")
 
+DRAIN_ROUNDS = 5  # mailbox_actions: rounds taken for tasks that found the mailbox held
+CONFLICT_RETRIES = 5  # process: a numbering clash with another worker, tried again at once
+QUEUED_TTL = 60  # seconds a "queued already" mark lasts if its task never runs (lost broker)
+
+_redis_clients: dict[tuple[int, str], redis.Redis[bytes]] = {}
+
+
+def _redis() -> redis.Redis[bytes]:
+    """One client (and connection pool) per process, not a new connection for every task."""
+    url = get_context().settings.broker_url
+    key = (os.getpid(), url)
+    if key not in _redis_clients:
+        _redis_clients[key] = redis.Redis.from_url(url)
+    return _redis_clients[key]
+
 
 def _guard() -> PollGuard:
-    ctx = get_context()
-    return PollGuard(redis.Redis.from_url(ctx.settings.broker_url), ctx.settings.mailbox_key)
+    return PollGuard(_redis(), get_context().settings.mailbox_key)
+
+
+def _queued_key(name: str) -> str:
+    return f"ccm:queued:{name}:{get_context().settings.mailbox_key}"
+
+
+def _queue_once(task: Any, name: str) -> None:
+    """Queue ``task`` unless one is waiting in the queue already: that one, when it starts,
+    does this work too. A backlog of 2,000 mails queued one mailbox sync per mail, a large
+    share of the pool's time in the first profiles (docs/PERFORMANCE.md); now a few run.
+    The mark is removed when
+    the task starts and expires anyway, so a lost task delays the work by ``QUEUED_TTL`` at
+    most (and the beat's own outbox run and poll do it too)."""
+    try:
+        if not _redis().set(_queued_key(name), 1, nx=True, ex=QUEUED_TTL):
+            return
+    except redis.RedisError:
+        pass  # no mark: queue it all the same
+    task.delay()
+
+
+def _started(name: str) -> None:
+    with contextlib.suppress(redis.RedisError):
+        _redis().delete(_queued_key(name))
 
 
 @app.task(name="ccm.poll")
@@ -33,27 +77,52 @@ def poll() -> str:
         if not mine:
             return "poll: another poll holds this mailbox"
         try:
-            result = intake.poll_once(ctx)
-            ctx.db.poll_succeeded(ctx.settings.mailbox_key, utcnow())
+            began = time.monotonic()
+            # Each new message is queued the moment it is kept: the other pool processes start
+            # on a backlog while this one still fetches (docs/PERFORMANCE.md).
+            result = intake.poll_once(ctx, on_new=process.delay)
+            seconds = time.monotonic() - began  # shown by `ccm-intake metrics`
+            ctx.db.poll_succeeded(ctx.settings.mailbox_key, utcnow(), seconds=seconds)
         except MailboxError as exc:
             ctx.db.poll_failed(ctx.settings.mailbox_key, str(exc), utcnow())  # for the digest
             failures, delay = guard.failed(ctx.settings.poll_interval)
             log.warning("poll: %s; retrying in %.0f s (failure %d)", exc, delay, failures)
             return f"poll failed: {exc}"
+        except OSError as exc:
+            # The archive cannot take the mail (disk full, read-only): nothing was kept and the
+            # folder's last UID did not move, so the mail waits in the inbox for the next poll.
+            # Said like a mailbox failure — poll health (digest, alerts), backoff, one log line
+            # — rather than a traceback a second that poll health never heard of (tests/faults).
+            error = f"cannot keep mail in the archive: {exc}"
+            ctx.db.poll_failed(ctx.settings.mailbox_key, error, utcnow())
+            failures, delay = guard.failed(ctx.settings.poll_interval)
+            log.error("poll: %s; retrying in %.0f s (failure %d)", error, delay, failures)
+            return f"poll failed: {error}"
     guard.succeeded()
-    for message_id in result.new + result.unfinished:
+    for message_id in result.unfinished:
         process.delay(message_id)
     if result.fetched or result.actions or result.unfinished:
         log.info("poll: %s", result)
     return f"poll: {result}"
 
 
-@app.task(name="ccm.process")
-def process(message_id: int) -> str:
-    done = processing.process_message(get_context(), message_id)
+@app.task(name="ccm.process", bind=True, max_retries=CONFLICT_RETRIES)
+def process(self: Task[[int], str], message_id: int) -> str:
+    try:
+        done = processing.process_message(get_context(), message_id)
+    except Conflict as exc:
+        # Two workers numbered the same State's submission at once; the message was given
+        # back. Again in a moment, not after CCM_RETRY_GRACE (a backlog's last mail waited
+        # two minutes for the poll to re-queue it).
+        raise self.retry(exc=exc, countdown=random.uniform(0.1, 1.0)) from None
+    # Celery's own "succeeded" line for this task names the message and its reference too.
+    bind(message_id=message_id, reference=", ".join(done.references))
     for outbox_id in done.outbox_ids:
+        # One task per acknowledgement: queued right behind its message, so that a backlog's
+        # acknowledgements go out as it is worked through, on every pool process, not in one
+        # run at its end.
         send_outbox.delay(outbox_id)
-    mailbox_actions.delay()
+    _queue_once(mailbox_actions, "mailbox_actions")
     return done.summary
 
 
@@ -66,11 +135,19 @@ def send_outbox(outbox_id: int | None = None) -> str:
 @app.task(name="ccm.mailbox_actions")
 def mailbox_actions() -> str:
     ctx, guard = get_context(), _guard()
+    _started("mailbox_actions")
     with guard.lock() as mine:
         if not mine:
             return "mailbox actions: left to the poll that holds the mailbox"
         try:
             actions, copies = intake.sync_mailbox(ctx)
+            # Tasks that found the mailbox held left their moves to this one: take those too
+            # (at the end of a backlog the last moves otherwise waited for the next poll).
+            for _ in range(DRAIN_ROUNDS):
+                more = intake.sync_mailbox(ctx)
+                if more == (0, 0):
+                    break
+                actions, copies = actions + more[0], copies + more[1]
         except MailboxError as exc:
             return f"mailbox actions: {exc} (the next poll retries)"
     return f"mailbox actions: {actions} done, {copies} copies to Sent"
@@ -98,7 +175,87 @@ def remind() -> str:
     return f"reminders: {written} recorded"
 
 
+@app.task(name="ccm.check_intake")
+def check_intake() -> str:
+    """One mail to the secretary when intake has stopped, one when it resumes."""
+    from worker import alerts
+
+    queued = alerts.check_intake(get_context(), utcnow())
+    for outbox_id in queued:
+        send_outbox.delay(outbox_id)
+    return f"intake check: {len(queued)} alert(s) queued"
+
+
 @worker_ready.connect
 def _poll_at_start(**_: Any) -> None:
     # Do not wait a whole interval for the first look at the inbox.
     poll.delay()
+
+
+@worker_init.connect
+def _warm_readers(**_: Any) -> None:
+    """Read a PDF, a Word file and a workbook once, in the main process before the pool forks.
+
+    Each message's attachments are read in a fresh fork (worker/extraction.py). The readers
+    import their libraries and set up their caches on first use, so until this ran in the
+    parent every message paid for those imports again (about 0.1-0.25 s a message with an
+    attachment on the 2-core development machine, the largest share of a backlog's time in the
+    first profile). Pool processes and readers now inherit them ready.
+    """
+    from email.message import EmailMessage
+
+    from parsers.attachments import extract_all
+    from parsers.message import parse_message
+
+    try:
+        mail = EmailMessage()
+        mail["From"], mail["Subject"] = "warm-up@localhost", "warm-up"
+        mail.set_content("warm-up")
+        for name, data in _warm_up_files():
+            mail.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+        extract_all(parse_message(mail.as_bytes()), ocr=False)
+    except Exception:  # a slower worker is better than one that will not start
+        log.warning("attachment readers not warmed up", exc_info=True)
+
+
+def _warm_up_files() -> list[tuple[str, bytes]]:
+    import io
+
+    import docx
+    import openpyxl
+
+    text = b"BT /F1 12 Tf 72 720 Td (State Party: warm-up) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    document = docx.Document()
+    document.add_paragraph("warm-up")
+    word = io.BytesIO()
+    document.save(word)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["warm-up", 1])
+    sheets = io.BytesIO()
+    book.save(sheets)
+    return [
+        ("warm-up.pdf", bytes(pdf)),
+        ("warm-up.docx", word.getvalue()),
+        ("warm-up.xlsx", sheets.getvalue()),
+    ]

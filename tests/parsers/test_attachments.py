@@ -10,6 +10,8 @@ import glob
 import hashlib
 import io
 import os
+import random
+import re
 import shutil
 import struct
 import zipfile
@@ -28,6 +30,7 @@ from pypdf import PdfReader, PdfWriter
 
 from parsers import attachments
 from parsers.attachments import Extraction, extract_all, extract_text, rtf_to_text, unpack
+from parsers.limits import Limits
 from parsers.message import Attachment, parse_message
 
 PDF = "application/pdf"
@@ -827,11 +830,18 @@ def test_it_opens_archives_two_levels_deep_and_no_deeper() -> None:
 
     deepest = result.parts[0].parts
     assert [(p.name, p.error) for p in deepest] == [
-        ("level1.zip/level2.zip/level3.zip", "not opened: archives nested deeper than 2"),
+        (
+            "level1.zip/level2.zip/level3.zip",
+            "over a limit: not opened: archives nested deeper than 2",
+        ),
         ("level1.zip/level2.zip/ok.txt", None),
     ]
     assert "deep enough" in result.text
     assert "too deep" not in result.text
+    # The message as a whole is stopped by the limit, naming the file.
+    assert result.limit_reached() == (
+        "over a limit: level1.zip/level2.zip/level3.zip: not opened: archives nested deeper than 2"
+    )
 
 
 def test_it_refuses_a_zip_bomb_before_inflating_it() -> None:
@@ -841,7 +851,45 @@ def test_it_refuses_a_zip_bomb_before_inflating_it() -> None:
     result = extract_text(attachment(data, "liste.zip", ZIP))
 
     assert (result.method, result.text, result.parts) == ("zip", "", ())
-    assert result.error == f"refused: inflates to {50 * 1024 * 1024} bytes (zip bomb?)"
+    assert result.error is not None
+    assert re.fullmatch(
+        r"over a limit: refused: inflates \d{3,} times \(limit 200; zip bomb\?\)", result.error
+    )
+    assert result.limit_reached() == f"over a limit: liste.zip: {result.error[14:]}"
+
+
+def test_a_zip_over_the_inflated_size_limit_is_refused_even_at_a_modest_ratio() -> None:
+    rng = random.Random(7)
+    noise = bytes(rng.getrandbits(8) for _ in range(300_000))  # does not compress
+    data = make_zip({"a.bin": noise, "b.bin": noise[::-1]})
+
+    result = extract_text(attachment(data, "scan.zip", ZIP), limits=Limits(zip_bytes=500_000))
+
+    assert result.error == "over a limit: refused: inflates to 586 KB (limit 488 KB; zip bomb?)"
+    assert extract_text(attachment(data, "scan.zip", ZIP)).limit_reached() is None
+
+
+def test_a_zip_listing_more_entries_than_the_limit_is_refused() -> None:
+    data = make_zip({f"f{i}.txt": b"x" for i in range(30)})
+
+    result = extract_text(attachment(data, "many.zip", ZIP), limits=Limits(zip_entries=20))
+
+    assert result.error == "over a limit: refused: 30 files in one archive (limit 20; zip bomb?)"
+    assert result.parts == ()
+
+
+def test_a_pdf_over_the_page_limit_is_not_read() -> None:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=12)
+    for line in ("Delegation of France", "page two", "page three"):
+        pdf.add_page()
+        pdf.cell(0, 10, line)
+    data = bytes(pdf.output())
+
+    result = extract_text(attachment(data, "long.pdf", PDF), limits=Limits(pdf_pages=2))
+
+    assert (result.text, result.error) == ("", "over a limit: 3 pages in PDF (limit 2)")
+    assert "Delegation of France" in extract_text(attachment(data, "long.pdf", PDF)).text
 
 
 def test_it_reports_a_password_protected_zip() -> None:
@@ -895,7 +943,7 @@ def test_unpack_gives_the_files_the_extraction_names_and_nothing_for_other_files
         ("liste (2).txt", "text/plain"),
     ]
     assert [n.rsplit("/", 1)[-1] for n in names] == [f.safe_name for f in files]
-    assert unpack(att, depth=1) == files[:2]
+    assert unpack(att, limits=Limits(zip_depth=1)) == files[:2]
     assert unpack(attachment(make_pdf("x"), "a.pdf", PDF)) == ()
     assert unpack(attachment(b"PK\x03\x04broken", "a.zip", ZIP)) == ()
 

@@ -673,3 +673,187 @@ def test_our_own_mail_coming_back_is_recognised_by_its_loop_header_or_message_id
     del ours["Message-ID"]
     ours["Message-ID"] = "<ABC123@unog.ch>"
     assert auto_reply_reason(parse_message(ours.as_bytes()), ["ccm@unog.ch"]) is None
+
+
+# =============================================================================
+# Robots that send no header: what they say, and what they answer
+# =============================================================================
+
+OUR_ACK_SUBJECT = "Accusé de réception CCM/7MSP/DEL/CHE/001 : Composition de la délégation — Suisse"
+
+
+def reply(
+    body: str,
+    subject: str = f"RE: {OUR_ACK_SUBJECT}",
+    files: tuple[tuple[str, bytes, str], ...] = (),
+    mails: tuple[bytes, ...] = (),
+) -> ParsedMessage:
+    """A mission's answer to our acknowledgement, with no robot header at all."""
+    mail = EmailMessage()
+    mail["From"] = "Mission permanente de la Suisse <gen.vertretung@eda.admin.ch>"
+    mail["To"] = "ccm@unog.ch"
+    mail["Subject"] = subject
+    mail["In-Reply-To"] = "<ccm.0123456789abcdef01234567@unog.ch>"
+    mail.set_content(body)
+    for name, data, ctype in files:
+        maintype, subtype = ctype.split("/")
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    for raw in mails:
+        mail.add_attachment(email.message_from_bytes(raw, policy=email.policy.default))
+    return parse_message(mail.as_bytes())
+
+
+QUOTED_ACK = (
+    "\n\n-----Original Message-----\nFrom: CCM Secretariat <ccm@unog.ch>\n"
+    f"Subject: {OUR_ACK_SUBJECT}\n\n"
+    "Cet accusé de réception a été envoyé automatiquement ; il ne requiert pas de signature.\n"
+)
+PDF = ("Délégation Suisse corrigée.pdf", b"%PDF-1.4 list", "application/pdf")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "Out of office / Absence du bureau\n\nI am out of the office until 4 September.",
+        "Absence du bureau\n\nJe suis absent du bureau jusqu'au 4 septembre.",
+        "Thank you for your message. I am currently out of the office with limited access to "
+        "e-mail and will reply on my return.",
+        "Thank you for your email. I’m on annual leave until 4 September; for urgent matters "
+        "please contact the Mission.",
+        "Bonjour, je suis actuellement en congé jusqu'au 4 septembre. En mon absence, veuillez "
+        "écrire à la Mission.",
+        "Gracias por su mensaje. Me encuentro fuera de la oficina hasta el 4 de septiembre, con "
+        "acceso limitado al correo.",
+        "Estoy de vacaciones; a mi regreso responderé a su mensaje.",
+    ],
+)
+def test_a_vacation_reply_without_any_header_is_known_by_its_words(body: str) -> None:
+    auto = classify_automatic(reply(body + QUOTED_ACK), ["ccm@unog.ch"])
+
+    assert auto is not None and auto.kind == "auto_reply"
+    assert auto.reason.startswith("out-of-office text")
+
+
+def test_a_vacation_reply_that_sends_back_what_it_got_is_still_a_vacation_reply() -> None:
+    ack = EmailMessage()
+    ack["From"] = "CCM Secretariat <ccm@unog.ch>"
+    ack["Subject"] = OUR_ACK_SUBJECT
+    ack.set_content("Le Secrétariat accuse réception de la composition de la délégation.")
+    msg = reply("Out of office / Absence du bureau\n\nI am away.", mails=(ack.as_bytes(),))
+
+    auto = classify_automatic(msg, ["ccm@unog.ch"])
+
+    assert auto is not None and auto.reason.startswith("out-of-office text")
+
+
+@pytest.mark.parametrize(
+    ("body", "files"),
+    [
+        # Someone else's absence is news, not a responder.
+        ("Thank you. Please note that the Ambassador will be out of the office until Monday.", ()),
+        # Away, but nothing of what every responder adds (until when, whom to write to).
+        ("Thanks, noted. I am away next week so my colleague will follow this.", ()),
+        # A person on leave who still sends the list: a submission, whatever else it says.
+        (
+            "I am out of the office from tomorrow until 4 September; please find attached the "
+            "corrected list of our delegation.",
+            (PDF,),
+        ),
+        # A person answering a vacation reply quotes it below their own words.
+        (
+            "Dear colleague, the list is attached to our note of yesterday.\n\n"
+            "-----Original Message-----\nFrom: Anna Roth\n\n"
+            "I am out of the office until 4 September with limited access to e-mail.",
+            (),
+        ),
+        ("Bien reçu, merci beaucoup.\n> Je suis absent du bureau jusqu'au 4 septembre.", ()),
+    ],
+)
+def test_a_person_who_mentions_an_absence_is_not_a_vacation_reply(
+    body: str, files: tuple[tuple[str, bytes, str], ...]
+) -> None:
+    assert auto_reply_reason(reply(body, files=files), ["ccm@unog.ch"]) is None
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Acknowledgement of receipt CCM/7MSP/DEL/XXX/001: Details of delegation — Ireland",
+        "Acknowledgment of receipt: your message of 14 August",
+        "Accusé de réception CCM/7MSP/DEL/XXX/001 : Composition de la délégation",
+        "Acuse de recibo CCM/7MSP/DEL/XXX/001: Composición de la delegación",
+        "[Registry] Confirmation of receipt",
+    ],
+)
+def test_an_acknowledgement_of_receipt_is_a_robots_answer(subject: str) -> None:
+    msg = mission_note(subject, From="Registry <registry@dfa.ie>")
+
+    auto = classify_automatic(msg, ["ccm@unog.ch"])
+
+    assert auto is not None and auto.kind == "auto_reply"
+    assert auto.reason.startswith("acknowledgement-of-receipt subject")
+
+
+def test_a_person_answering_our_acknowledgement_is_not_one() -> None:
+    msg = reply("Bien reçu, merci beaucoup." + QUOTED_ACK)
+
+    assert auto_reply_reason(msg, ["ccm@unog.ch"]) is None
+
+
+@pytest.mark.parametrize("lang", ["en", "fr", "es"])
+def test_our_own_acknowledgement_sent_back_without_our_headers_is_automatic(lang: str) -> None:
+    """A robot that copies our acknowledgement under its own name, headers and subject."""
+    from datetime import UTC, datetime
+
+    from worker.compose import compose_ack
+
+    out = compose_ack(
+        key="ack:CCM/7MSP/DEL/IRL/001",
+        lang=lang,
+        reference="CCM/7MSP/DEL/IRL/001",
+        kind="delegation",
+        state_name="Ireland",
+        received=datetime(2017, 8, 14, 7, 30, tzinfo=UTC),
+        files=[],
+        recipient="genevapmun@dfa.ie",
+        original_subject="7MSP delegation",
+        original_message_id=None,
+        original_references=(),
+        service_address="ccm@unog.ch",
+        service_name="CCM Secretariat",
+        now=datetime(2017, 8, 14, 7, 30, tzinfo=UTC),
+    )
+    ours = email.message_from_bytes(out.raw, policy=email.policy.default)
+    body = ours.get_body(("plain",))
+    assert body is not None
+    msg = reply(body.get_content(), subject="RE: Delegation of Ireland")
+
+    auto = classify_automatic(msg, ["ccm@unog.ch"])
+
+    assert auto is not None and auto.kind == "auto_reply"
+    assert auto.reason.startswith("says it was sent automatically")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "This is an automated message from the registry. Please do not reply to this e-mail.",
+        "Ce message a été généré automatiquement, merci de ne pas répondre à ce message.",
+        "Este mensaje ha sido generado automáticamente. Por favor, no responda a este correo.",
+    ],
+)
+def test_a_mail_that_says_it_was_sent_automatically_is(body: str) -> None:
+    reason = auto_reply_reason(reply(body), ["ccm@unog.ch"])
+
+    assert reason is not None and reason.startswith("says it was sent automatically")
+
+
+def test_a_scan_to_mail_with_the_scanned_note_is_a_submission_not_a_robot() -> None:
+    """Copiers write "sent automatically" too; what they send is the mission's document."""
+    msg = reply(
+        "This e-mail was sent automatically by the Xerox WorkCentre of the Mission.",
+        subject="Scan 2017-08-14",
+        files=(("scan0001.pdf", b"%PDF-1.4 scan", "application/pdf"),),
+    )
+
+    assert auto_reply_reason(msg, ["ccm@unog.ch"]) is None
