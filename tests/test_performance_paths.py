@@ -1,0 +1,288 @@
+"""Issue 6's faster paths behave as the slower ones did, against a real Dovecot.
+
+The kept IMAP connection (``worker.mailbox.kept_inbox``) must survive a server restart, never
+be shared with a forked child, and start clean after a failure. No timings are asserted here:
+``scripts/benchmark`` measures; these tests only say the behaviour holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import signal
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from config.settings import load_settings
+from parsers.attachments import extract_all
+from parsers.message import parse_message
+from tests.app import append, keep, wait_until
+from tests.servers import Dovecot
+from worker import intake, mailbox, processing
+from worker.mailbox import MailboxError, close_kept, kept_inbox
+from worker.runtime import Context, build_context
+from worker.samples import australia_article7, france_delegation
+from worker.store import Conflict, Database
+
+
+def logins(dovecot: Dovecot, user: str) -> int:
+    """How many times ``user`` logged in, as Dovecot's own log says."""
+    return dovecot.log.read_text(errors="replace").count(f"Login: user=<{user}>")
+
+
+def session_pids(dovecot: Any, user: str) -> list[int]:
+    """The PIDs of the imap processes that served ``user`` (Dovecot logs them at login)."""
+    text = dovecot.log.read_text(errors="replace")
+    return [int(pid) for pid in re.findall(rf"Login: user=<{re.escape(user)}>.*?mpid=(\d+)", text)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.fixture
+def ctx(make_env: Any, sqlite_url: str) -> Iterator[Context]:
+    close_kept()  # nothing kept from an earlier test
+    yield build_context(load_settings(make_env(sqlite_url)))
+    close_kept()
+
+
+def test_the_polls_of_one_process_log_in_once(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    append(dovecot, *account, france_delegation(datetime.now(UTC)).raw)
+    assert intake.poll_once(ctx).fetched == 1
+    assert intake.poll_once(ctx).fetched == 0
+    intake.sync_mailbox(ctx)
+    append(dovecot, *account, australia_article7(datetime.now(UTC)).raw)
+    assert intake.poll_once(ctx).fetched == 1
+    # The test's own APPENDs log in too: one each, plus the service's single login.
+    wait_until(lambda: logins(dovecot, account[0]) >= 3, 10, "Dovecot's log")
+    assert logins(dovecot, account[0]) == 3
+
+
+def restart_dovecot(dovecot: Any, user: str, *, between: Callable[[], None] = lambda: None) -> None:
+    """Stop Dovecot and end the session process serving ``user`` (a stopped master leaves it
+    running: killing it by its PID is what a real restart or a dropped link does to it)."""
+    dovecot.stop()
+    try:
+        for pid in session_pids(dovecot, user):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not any(alive(pid) for pid in session_pids(dovecot, user)), 20)
+        between()
+    finally:
+        dovecot.start()
+
+
+def test_a_kept_connection_survives_a_dovecot_restart(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    assert intake.poll_once(ctx).fetched == 0
+
+    def while_down() -> None:
+        with pytest.raises(MailboxError):  # the kept one is dead, no new one can be had
+            intake.poll_once(ctx)
+
+    restart_dovecot(dovecot, account[0], between=while_down)
+    append(dovecot, *account, france_delegation(datetime.now(UTC)).raw)
+    assert intake.poll_once(ctx).fetched == 1
+    assert intake.poll_once(ctx).fetched == 0
+
+
+def test_a_restart_between_two_polls_goes_unnoticed(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    """The NOOP before each use finds the dead connection: the poll opens a new one."""
+    intake.poll_once(ctx)
+    restart_dovecot(dovecot, account[0])
+    append(dovecot, *account, france_delegation(datetime.now(UTC)).raw)
+    assert intake.poll_once(ctx).fetched == 1
+    wait_until(lambda: logins(dovecot, account[0]) >= 3, 10, "Dovecot's log")
+    assert logins(dovecot, account[0]) == 3  # before, the APPEND, after
+
+
+def test_a_forked_child_never_uses_its_parents_connection(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    """As in Celery's prefork pool and the attachment reader: the child logs in for itself,
+    and the parent's session goes on (a LOGOUT from the child would have ended it)."""
+    intake.poll_once(ctx)
+    pid = os.fork()
+    if pid == 0:  # the child: poll, log out of its own connection, leave without clean-up
+        code = 1
+        try:
+            intake.poll_once(ctx)
+            close_kept()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    append(dovecot, *account, france_delegation(datetime.now(UTC)).raw)
+    assert intake.poll_once(ctx).fetched == 1
+    # The parent's login, the child's, and the test's APPEND: the parent did not log in again.
+    wait_until(lambda: logins(dovecot, account[0]) >= 3, 10, "Dovecot's log")
+    assert logins(dovecot, account[0]) == 3
+
+
+def test_a_block_that_fails_does_not_keep_its_connection(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    intake.poll_once(ctx)
+    with pytest.raises(RuntimeError), kept_inbox(ctx.settings) as inbox:
+        inbox.select("INBOX")
+        raise RuntimeError("something broke half-way")
+    assert intake.poll_once(ctx).fetched == 0
+    wait_until(lambda: logins(dovecot, account[0]) >= 2, 10, "Dovecot's log")
+    assert logins(dovecot, account[0]) == 2
+
+
+def test_changed_settings_open_a_new_connection(
+    ctx: Context, make_env: Any, sqlite_url: str, dovecot: Any, account: tuple[str, str]
+) -> None:
+    intake.poll_once(ctx)
+    other = build_context(load_settings(make_env(sqlite_url, CCM_IMAP_PASSWORD="wrong")))
+    with pytest.raises(MailboxError, match="refused"):
+        intake.poll_once(other)
+    assert intake.poll_once(ctx).fetched == 0
+
+
+# --- the bulk path -----------------------------------------------------------------------
+
+
+def test_each_new_message_is_handed_on_as_soon_as_its_commit_is_done(
+    ctx: Context, dovecot: Any, account: tuple[str, str]
+) -> None:
+    """The poll queues processing mail by mail, not after the whole backlog is fetched."""
+    france = france_delegation(datetime.now(UTC)).raw
+    for raw in (france, australia_article7(datetime.now(UTC)).raw, france):
+        append(dovecot, *account, raw)
+    other = Database(ctx.settings.db_url)  # another connection sees only what is committed
+    seen: list[tuple[int, str]] = []
+
+    def on_new(message_id: int) -> None:
+        row = other.claim_message(message_id, datetime.now(UTC), stale=timedelta(minutes=10))
+        assert row is not None
+        other.release_message(message_id)
+        seen.append((message_id, ctx.archive.read(row.raw_path)[:20].decode()))
+
+    result = intake.poll_once(ctx, on_new=on_new)
+    assert (result.fetched, result.duplicates) == (3, 1)
+    assert [message_id for message_id, _ in seen] == list(result.new)
+    assert len(seen) == 2
+
+
+def test_a_backlog_of_large_mails_is_fetched_a_few_at_a_time(
+    ctx: Context, dovecot: Any, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each UID FETCH asks for at most FETCH_BYTES (one mail if it is larger), and every mail
+    still arrives whole."""
+    sent = []
+    for n in range(5):
+        raw = france_delegation(datetime.now(UTC)).raw.replace(
+            b"dfra.geneve@", f"dfra.geneve{n}@".encode()
+        )
+        sent.append(raw)
+        append(dovecot, *account, raw)
+    monkeypatch.setattr(mailbox, "FETCH_BYTES", int(max(map(len, sent)) * 2.5))
+    batches: list[int] = []
+    real = mailbox.Inbox._batches
+
+    def counted(self: mailbox.Inbox, uids: Any) -> Iterator[Any]:
+        for batch in real(self, uids):
+            batches.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(mailbox.Inbox, "_batches", counted)
+    result = intake.poll_once(ctx)
+    assert batches == [2, 2, 1]
+    kept = {m.id: m.sha256 for m in ctx.db.recent_messages()}
+    assert sorted(hashlib.sha256(raw).hexdigest() for raw in sent) == sorted(
+        kept[i] for i in result.new
+    )
+
+
+def test_two_workers_numbering_one_states_submission_at_once_file_both(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one that loses the race keeps nothing, says so (Conflict), and is filed as the
+    next version when tried again: at once by the task, not minutes later by the poll."""
+    from worker import tasks
+
+    when = datetime.now(UTC)
+    first, _ = keep(ctx, france_delegation(when).raw, 1, when)
+    second, _ = keep(ctx, france_delegation(when).raw.replace(b"Jean", b"Jeanne"), 2, when)
+    processing.process_message(ctx, first)
+    real = Database._latest_version
+    stale = [True]  # the first look misses the first worker's commit, as in the race
+
+    def latest(s: Any, planned: Any) -> Any:
+        if stale:
+            stale.pop()
+            return None
+        return real(s, planned)
+
+    monkeypatch.setattr(Database, "_latest_version", staticmethod(latest))
+    with pytest.raises(Conflict):
+        processing.process_message(ctx, second)
+    statuses = {m.id: m.status for m in ctx.db.recent_messages()}
+    assert statuses[second] == "received"  # given back, nothing filed
+    assert len(ctx.db.all_submissions("delegation")) == 1
+    stale.append(True)
+    queued: list[object] = []
+    monkeypatch.setattr(tasks, "get_context", lambda: ctx)
+    monkeypatch.setattr(tasks.send_outbox, "delay", queued.append)
+    monkeypatch.setattr(tasks, "_queue_once", lambda task, name: queued.append(name))
+    assert "filed FRA" in tasks.process.apply(args=(second,)).get()
+    references = sorted(s.reference for s in ctx.db.all_submissions("delegation"))
+    assert len(references) == 2 and references[0] != references[1]
+    assert len(queued) == 2 and isinstance(queued[0], int) and queued[1] == "mailbox_actions"
+
+
+def test_a_send_or_mailbox_sync_already_waiting_is_not_queued_again(
+    ctx: Context, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker import tasks
+
+    class Task:
+        queued = 0
+
+        def delay(self) -> None:
+            self.queued += 1
+
+    task = Task()
+    monkeypatch.setattr(tasks, "get_context", lambda: ctx)
+    tasks._started("test")  # nothing left over from another test
+    tasks._queue_once(task, "test")
+    tasks._queue_once(task, "test")
+    assert task.queued == 1
+    tasks._started("test")  # it runs: new work needs a new one
+    tasks._queue_once(task, "test")
+    assert task.queued == 2
+    tasks._started("test")
+
+
+def test_the_warm_up_files_go_through_each_reader() -> None:
+    """What the worker reads before its pool forks really exercises the PDF, Word and Excel
+    readers (a file they refused would warm up nothing)."""
+    from worker.tasks import _warm_up_files
+
+    msg = EmailMessage()
+    msg["From"] = "warm-up@localhost"
+    msg.set_content("warm-up")
+    for name, data in _warm_up_files():
+        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
+    read = extract_all(parse_message(msg.as_bytes()), ocr=False)
+    assert [(x.method, x.error) for x in read] == [("pdf", None), ("docx", None), ("xlsx", None)]
+    assert all("warm-up" in x.text for x in read)
