@@ -8,6 +8,7 @@ keeps nothing twice.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -221,13 +222,22 @@ def apply_mailbox_actions(ctx: Context, inbox: Inbox) -> int:
 
 
 def copy_sent_mail(ctx: Context, inbox: Inbox) -> int:
-    """Keep a copy of each sent mail in the Sent folder, as a person's mail client would."""
+    """Keep a copy of each sent mail in the Sent folder, as a person's mail client would.
+
+    Each copy is looked for before it is appended: one appended just before the database lost
+    our note of it (a restart, a worker killed) is there already — appending it again left
+    two (tests/faults, PostgreSQL restarted mid-run).
+    """
     folder = ctx.settings.imap_sent_folder
     if not folder:
         return 0
     copies = 0
+    sent = inbox.folder_name(*folder.split("/"))
     for outbox_id, raw in ctx.db.uncopied_sent():
-        inbox.append(raw, inbox.folder_name(*folder.split("/")), seen=True)
+        inbox.ensure_folder(sent)
+        there = inbox.find(sent, peek(raw).message_id, hashlib.sha256(raw).hexdigest())
+        if there is None:
+            inbox.append(raw, sent, seen=True)
         ctx.db.mark_copied(outbox_id)
         copies += 1
     return copies

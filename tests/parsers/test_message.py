@@ -106,7 +106,7 @@ def test_the_parsed_message_is_frozen_and_answers_headers_case_insensitively() -
         ('attachment; filename="..\\\\..\\\\boot.ini"', "boot.ini"),
         ("attachment; filename*=utf-8''evil%0D%0Aname%00.pdf", "evil name.pdf"),
         ('attachment; filename="=?utf-8?q?evil=0D=0Aname.pdf?="', "evil name.pdf"),
-        ('attachment; filename=".htaccess"', "htaccess"),
+        ('attachment; filename=".htaccess"', "attachment-1.htaccess"),  # not hidden, name kept
         ('attachment; filename=".."', "attachment-1.pdf"),
         ('attachment; filename="/"', "attachment-1.pdf"),
         ('attachment; filename="CON.pdf"', "_CON.pdf"),
