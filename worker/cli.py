@@ -886,7 +886,7 @@ def _export(table: ExportTable, fmt: str, output: Path | None, default_name: str
             write_csv(table, f)
     else:
         write_xlsx(table, path)
-    err.print(f"{len(table.rows)} rows written to {path}", highlight=False)
+    err.print(f"{len(table.rows)} rows written to {path}", highlight=False, soft_wrap=True)
 
 
 @export_cli.command("delegations")
