@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imap_tools import MailBoxUnencrypted
+from imap_tools.errors import MailboxAppendError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -198,8 +199,19 @@ class WorkerProcess:
 
 
 def append(imap: Any, user: str, password: str, raw: bytes, folder: str = "INBOX") -> None:
-    with MailBoxUnencrypted(imap.host, imap.port).login(user, password, initial_folder=None) as box:
-        box.append(raw, folder)
+    """APPEND as a delivery agent would. The first APPEND to a new account can meet Dovecot
+    creating INBOX for the worker's own login at that moment ("NO [ALREADYEXISTS]"): an
+    agent tries again, and so does this."""
+    for attempt in range(3):
+        with MailBoxUnencrypted(imap.host, imap.port).login(
+            user, password, initial_folder=None
+        ) as box:
+            try:
+                box.append(raw, folder)
+                return
+            except MailboxAppendError as exc:
+                if "ALREADYEXISTS" not in str(exc) or attempt == 2:
+                    raise
 
 
 def folder_subjects(imap: Any, user: str, password: str) -> dict[str, list[str]]:
