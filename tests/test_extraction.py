@@ -1,6 +1,7 @@
 """extract_isolated: a message's attachments read in a child process that cannot hang the
-worker or eat its memory, and that leaves no process behind, also from a daemonic process
-as in Celery's prefork pool. Hostile behaviour is played by targets passed in (``target=``)."""
+worker or eat its memory, kept from one message to the next and replaced when it fails, and
+that leaves no process behind, also from a daemonic process as in Celery's prefork pool.
+Hostile behaviour is played by targets passed in (``target=``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ from PIL import Image, ImageDraw, ImageFont
 from parsers.attachments import Extraction, extract_all
 from parsers.limits import Limits as ReaderLimits
 from parsers.message import ParsedMessage, parse_message
-from worker.extraction import Limits, extract_isolated
+from worker import extraction
+from worker.extraction import Limits, close_reader, extract_isolated
 
 
 def make_pdf(text: str) -> bytes:
@@ -85,9 +87,16 @@ def gone(pid: int) -> bool:
 
 @pytest.fixture(autouse=True)
 def leaves_no_process_behind() -> Iterator[None]:
+    close_reader()
     before = descendants()
     yield
+    assert len(descendants() - before) <= 1  # the kept reader, at most
+    close_reader()
     assert descendants() - before == set()
+
+
+def reader_pid() -> int | None:
+    return extraction._reader.pid if extraction._reader is not None else None
 
 
 # --------------------------------------------------------------------------- targets
@@ -242,6 +251,7 @@ def _in_a_daemon(queue: Any, which: str) -> None:
         queue.put((extract_isolated(msg, Limits(seconds=1), target=sleeps), None))
     else:
         queue.put((extract_isolated(msg, target=allocates_2_gb), None))
+    close_reader()
     queue.put(sorted(descendants()))
 
 
@@ -282,3 +292,105 @@ def test_the_child_costs_a_few_milliseconds() -> None:
     overhead = statistics.median(overheads)
     print(f"\nfork overhead per message: {overhead * 1000:.1f} ms (median of 15)")
     assert overhead < 0.25
+
+
+def test_one_reader_reads_message_after_message() -> None:
+    msg = make_message()
+
+    first = extract_isolated(msg)
+    pid = reader_pid()
+    again = [extract_isolated(msg) for _ in range(3)]
+
+    assert pid is not None and not gone(pid)
+    assert reader_pid() == pid
+    assert again == [first] * 3 == [extract_all(msg)] * 3
+
+
+@pytest.mark.parametrize("target", [sleeps, segfaults, raises, allocates_2_gb])
+def test_a_reader_that_failed_is_replaced_for_the_next_message(target: Any) -> None:
+    msg = make_message()
+    extract_isolated(msg)
+    before = reader_pid()
+    assert before is not None
+
+    failed = extract_isolated(msg, Limits(seconds=1), target=target)
+    after = extract_isolated(msg)
+
+    assert all(x.error for x in failed)
+    assert gone(before)
+    assert reader_pid() not in (None, before)
+    assert after == extract_all(msg)
+
+
+def test_a_reader_killed_between_messages_is_replaced_at_once() -> None:
+    msg = make_message()
+    extract_isolated(msg)
+    pid = reader_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while psutil.Process(pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert extract_isolated(msg) == extract_all(msg)  # not "extraction process died"
+    assert reader_pid() not in (None, pid)
+
+
+def test_a_reader_is_retired_after_its_quota_of_messages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(extraction, "READER_MESSAGES", 2)
+    msg = make_message()
+    extract_isolated(msg)
+    first = reader_pid()
+
+    results = [extract_isolated(msg) for _ in range(2)]
+
+    assert results == [extract_all(msg)] * 2  # the retiring reader's answer still counts
+    assert first is not None and gone(first)
+    assert reader_pid() not in (None, first)
+
+
+def test_a_reader_that_grew_by_reading_a_large_file_is_retired(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(extraction, "READER_GROWTH_MB", 0)  # any growth at all
+    msg = make_message()
+
+    extract_isolated(msg)
+
+    assert reader_pid() is None
+
+
+def test_the_reader_lets_go_of_the_workers_sockets() -> None:
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    served, _ = listener.accept()
+    try:
+        extract_isolated(make_message())
+        pid = reader_pid()
+        assert pid is not None
+        client.close()  # the worker drops its connection: the other end must see it closed
+        served.settimeout(5)
+        assert served.recv(1) == b""
+        inherited = {c.laddr for c in psutil.Process(pid).net_connections()}
+        assert listener.getsockname() not in inherited
+    finally:
+        for sock in (client, served, listener):
+            sock.close()
+
+
+def test_a_concurrent_thread_gets_a_reader_of_its_own() -> None:
+    import threading
+
+    msg = make_message()
+    extract_isolated(msg)
+    kept = reader_pid()
+    results: list[Any] = []
+    with extraction._reader_lock:  # the kept reader is busy
+        thread = threading.Thread(target=lambda: results.append(extract_isolated(msg)))
+        thread.start()
+        thread.join(timeout=30)
+
+    assert results == [extract_all(msg)]
+    assert reader_pid() == kept

@@ -1,15 +1,23 @@
 """Reading a message's attachments in a child process, with a time limit and a memory cap.
 
 A hostile PDF can send pypdf into a loop or make PDFium allocate gigabytes; an OCR run can
-take minutes. So the readers of ``parsers.attachments`` run in a forked child: the child caps
-its own address space (``RLIMIT_AS``), leads a process group of its own (so tesseract, antiword
-and catdoc go with it), and sends each attachment's result to the parent over a pipe as soon
-as it is done. The parent waits until the deadline, then kills the whole group.
+take minutes. So the readers of ``parsers.attachments`` run in a forked child, the *reader*:
+it caps its own address space (``RLIMIT_AS``), leads a process group of its own (so tesseract,
+antiword and catdoc go with it), lets go of the worker's sockets, and sends each attachment's
+result to the parent over a pipe as soon as it is done. The parent waits until the deadline,
+then kills the whole group.
+
+The reader is kept from one message to the next (one per worker process): forking the worker
+for every message cost more than reading most messages' files. A reader that timed out, ran
+out of memory, failed or died is replaced by a new one, as is one that has read
+``READER_MESSAGES`` messages or grown by ``READER_GROWTH_MB`` (a large file read). What it
+has read before stays in it until then; its answers are checked field by field either way.
 
 ``os.fork`` and ``os.pipe`` are used directly, not ``multiprocessing``: Celery's prefork pool
 runs tasks in daemonic processes, which ``multiprocessing`` does not allow to have children.
-Results travel as JSON, not pickle: the child has just parsed hostile bytes, and the parent
-should not run whatever a compromised child might send it.
+The files go to the reader as framed bytes; results come back as JSON, not pickle: the child
+has just parsed hostile bytes, and the parent should not run whatever a compromised child
+might send it.
 
 ``extract_isolated`` never raises: every attachment gets an :class:`Extraction`, with the
 reason (timed out, out of memory, died) when its reader could not finish. The attachments done
@@ -18,6 +26,7 @@ before a time-out keep their results.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -25,6 +34,7 @@ import resource
 import select
 import signal
 import struct
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -33,10 +43,14 @@ from typing import NoReturn, Protocol
 from parsers.attachments import Extraction, iter_extractions
 from parsers.limits import Limits as ReaderLimits
 from parsers.limits import over_limit
-from parsers.message import ParsedMessage
+from parsers.message import Attachment, ParsedMessage
 
 _HEADER = struct.Struct("!cQ")  # frame kind, payload length
-_RESULT, _DONE, _NO_MEMORY, _FAILED = b"X", b"D", b"M", b"F"
+_RESULT, _DONE, _NO_MEMORY, _FAILED = b"X", b"D", b"M", b"F"  # reader -> worker
+_REQUEST, _FILE = b"Q", b"B"  # worker -> reader: a message's files, then their bytes
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+READER_MESSAGES = 500  # messages one reader process reads before a fresh one replaces it
+READER_GROWTH_MB = 64  # ... or once it has grown by this much (a large file read)
 _EXIT_NO_MEMORY, _EXIT_FAILED = 3, 70
 _MAX_FRAME = 256 * 1024 * 1024  # one attachment's result; 200 000 characters is ~1.2 MB
 # Signals whose handlers the child must not inherit from a Celery worker or a test runner.
@@ -125,30 +139,133 @@ def _send(fd: int, kind: bytes, payload: bytes) -> None:
 # --------------------------------------------------------------------------- the child
 
 
-def _child(fd: int, msg: ParsedMessage, limits: Limits, target: Target) -> NoReturn:
-    """Run in the forked child: never returns, never runs the parent's clean-up code."""
+def _read_exactly(fd: int, size: int) -> bytes | None:
+    """``size`` bytes from ``fd``; None at end of file before all came."""
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _read_frame(fd: int) -> tuple[bytes, bytes] | None:
+    head = _read_exactly(fd, _HEADER.size)
+    if head is None:
+        return None
+    kind, length = _HEADER.unpack(head)
+    payload = _read_exactly(fd, length)
+    return None if payload is None else (kind, payload)
+
+
+def _request(attachments: tuple[Attachment, ...], ocr: bool, readers: ReaderLimits) -> bytes:
+    """One message's work for the reader: a JSON frame describing it, then each file's bytes."""
+    about = {
+        "ocr": ocr,
+        "limits": asdict(readers),
+        "files": [
+            {
+                "filename": a.filename,
+                "safe_name": a.safe_name,
+                "content_type": a.content_type,
+                "sha256": a.sha256,
+                "inline": a.inline,
+            }
+            for a in attachments
+        ],
+    }
+    head = json.dumps(about, separators=(",", ":")).encode("utf-8", "surrogatepass")
+    frames = [_HEADER.pack(_REQUEST, len(head)), head]
+    for a in attachments:
+        frames += [_HEADER.pack(_FILE, len(a.data)), a.data]
+    return b"".join(frames)
+
+
+def _take_request(fd: int) -> tuple[ParsedMessage, bool, ReaderLimits] | None:
+    """The next message to read (only its attachments are filled in), or None at the end."""
+    frame = _read_frame(fd)
+    if frame is None or frame[0] != _REQUEST:
+        return None
+    about = json.loads(frame[1].decode("utf-8", "surrogatepass"))
+    files = []
+    for meta in about["files"]:
+        data = _read_frame(fd)
+        if data is None or data[0] != _FILE:
+            return None
+        files.append(Attachment(data=data[1], **meta))
+    msg = ParsedMessage(
+        message_id=None, subject="", from_addr="", from_name="", reply_to=(), to=(), cc=(),
+        date=None, in_reply_to=None, references=(), headers=(), text="",
+        attachments=tuple(files), defects=(),
+    )  # fmt: skip
+    return msg, bool(about["ocr"]), ReaderLimits(**about["limits"])
+
+
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+
+
+def _cut_loose(keep: tuple[int, ...]) -> None:
+    """Let go of what the child inherited: the worker's sockets (Redis, the kept IMAP
+    connection, SQLite) would otherwise stay open as long as the reader lives. Each such
+    descriptor is pointed at /dev/null rather than closed, so that its number is not handed
+    out again while a Python object of the parent's still thinks it owns it."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd != null and fd not in keep:
+                with contextlib.suppress(OSError):
+                    os.dup2(null, fd)
+    except OSError:
+        pass  # no /proc: the descriptors stay, as they did for a reader per message
+    finally:
+        os.close(null)
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        # Die with the worker process even if it is killed before it can stop this one.
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _child(requests: int, replies: int, limits: Limits, target: Target) -> NoReturn:
+    """Run in the forked reader: serve messages until the pipe closes; never returns, never
+    runs the parent's clean-up code."""
     code = _EXIT_FAILED
     try:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
         for signum in _RESET_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
+        _cut_loose((requests, replies))
         cap = limits.memory_mb * 1024 * 1024
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)  # an unprivileged process cannot raise its hard limit
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        for extraction in target(msg, ocr=limits.ocr, limits=limits.readers):
-            _send(fd, _RESULT, _encode(extraction))
-        _send(fd, _DONE, b"")
+        started_kb, served = _rss_kb(), 0
+        while (work := _take_request(requests)) is not None:
+            msg, ocr, readers = work
+            for extraction in target(msg, ocr=ocr, limits=readers):
+                _send(replies, _RESULT, _encode(extraction))
+            del msg, work
+            served += 1
+            grown_mb = (_rss_kb() - started_kb) / 1024
+            retire = served >= READER_MESSAGES or grown_mb > READER_GROWTH_MB
+            _send(replies, _DONE, b"retire" if retire else b"")
+            if retire:
+                break
         code = 0
     except MemoryError:
         code = _EXIT_NO_MEMORY
         with contextlib.suppress(BaseException):
-            _send(fd, _NO_MEMORY, b"")
+            _send(replies, _NO_MEMORY, b"")
     except BaseException as exc:  # noqa: BLE001 - the child's bulkhead: report, then exit
         with contextlib.suppress(BaseException):
-            _send(fd, _FAILED, f"{type(exc).__name__}: {exc}"[:300].encode("utf-8", "replace"))
+            _send(replies, _FAILED, f"{type(exc).__name__}: {exc}"[:300].encode("utf-8", "replace"))
     finally:
         os._exit(code)
 
@@ -159,7 +276,7 @@ def _child(fd: int, msg: ParsedMessage, limits: Limits, target: Target) -> NoRet
 @dataclass(slots=True)
 class _Outcome:
     results: list[Extraction]
-    ending: str = "eof"  # done | timeout | memory | failed | eof | garbled
+    ending: str = "eof"  # done | retire | timeout | memory | failed | eof | garbled
     detail: str = ""
 
 
@@ -196,7 +313,7 @@ def _collect(fd: int, deadline: float) -> _Outcome:
                     outcome.ending, outcome.detail = "garbled", str(exc)[:100]
                     return outcome
             elif kind == _DONE:
-                outcome.ending = "done"
+                outcome.ending = "retire" if payload == b"retire" else "done"
                 return outcome
             elif kind == _NO_MEMORY:
                 outcome.ending = "memory"
@@ -257,45 +374,138 @@ def _fill(msg: ParsedMessage, done: list[Extraction], error: str) -> tuple[Extra
     return (*done, *(Extraction(att.safe_name, "none", "", error) for att in rest))
 
 
+class _Reader:
+    """One reader process: forked once, then fed message after message through a pipe."""
+
+    def __init__(self, limits: Limits, target: Target) -> None:
+        self.memory_mb, self.target, self.owner = limits.memory_mb, target, os.getpid()
+        requests_read, self.requests = os.pipe()
+        try:
+            self.replies, replies_write = os.pipe()
+        except OSError:
+            os.close(requests_read)
+            os.close(self.requests)
+            raise
+        try:
+            self.pid = os.fork()
+        except OSError:
+            for fd in (requests_read, self.requests, self.replies, replies_write):
+                os.close(fd)
+            raise
+        if self.pid == 0:  # the child
+            try:
+                os.close(self.requests)
+                os.close(self.replies)
+                _child(requests_read, replies_write, limits, target)
+            finally:
+                os._exit(_EXIT_FAILED)
+        os.close(requests_read)
+        os.close(replies_write)
+        with contextlib.suppress(OSError):
+            os.setpgid(self.pid, self.pid)  # also done by the child: whichever runs first
+
+    def serves(self, limits: Limits, target: Target) -> bool:
+        return (
+            self.owner == os.getpid()
+            and self.memory_mb == limits.memory_mb
+            and self.target is target
+        )
+
+    def read(self, msg: ParsedMessage, limits: Limits, deadline: float) -> _Outcome:
+        try:
+            _write_all(self.requests, _request(msg.attachments, limits.ocr, limits.readers))
+        except OSError as exc:  # the reader died while it waited (EPIPE)
+            return _Outcome(results=[], ending="gone", detail=str(exc))
+        outcome = _collect(self.replies, deadline)
+        if outcome.ending == "eof":
+            _await_exit(self.pid, deadline)
+        return outcome
+
+    def stop(self) -> int | None:
+        """Close the pipes, kill the reader's group, reap it; its wait status."""
+        for fd in (self.requests, self.replies):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        if self.owner != os.getpid():
+            return None  # a forked copy of the worker: the reader is not its child
+        return _kill_and_reap(self.pid)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+_reader: _Reader | None = None
+_reader_lock = threading.Lock()
+
+
+def close_reader() -> None:
+    """Stop this process's reader, if it has one (at exit, and for tests)."""
+    global _reader
+    with _reader_lock:
+        reader, _reader = _reader, None
+    if reader is not None:
+        reader.stop()
+
+
+atexit.register(close_reader)
+
+
 def extract_isolated(
     msg: ParsedMessage, limits: Limits = Limits(), *, target: Target = iter_extractions
 ) -> tuple[Extraction, ...]:
     """``parsers.attachments.extract_all(msg)`` in a child process bounded by ``limits``.
 
+    The reader process is kept for the next message: forking a worker of some 120 MB for
+    every message was most of the cost of reading its attachments (docs/PERFORMANCE.md). It is
+    replaced after it times out, runs out of memory, fails or dies, after
+    ``READER_MESSAGES`` messages, and when it has grown by ``READER_GROWTH_MB``. A thread
+    that finds it in use gets a reader of its own for one message.
+
     Never raises. Safe to call from a daemonic process (a Celery prefork worker).
     """
+    global _reader
     if not msg.attachments and target is iter_extractions:
         return ()
     deadline = time.monotonic() + limits.seconds
+    shared = _reader_lock.acquire(blocking=False)
+    reader = None
     try:
-        read_fd, write_fd = os.pipe()
-    except OSError as exc:
-        return _fill(msg, [], f"extraction could not start: {exc.strerror or exc}")
-    try:
-        pid = os.fork()
-    except OSError as exc:
-        os.close(read_fd)
-        os.close(write_fd)
-        return _fill(msg, [], f"extraction could not start: {exc.strerror or exc}")
-    if pid == 0:  # the child
-        try:
-            os.close(read_fd)
-            _child(write_fd, msg, limits, target)
-        finally:
-            os._exit(_EXIT_FAILED)
-    os.close(write_fd)
-    with contextlib.suppress(OSError):
-        os.setpgid(pid, pid)  # also done by the child: whichever runs first
-    try:
-        outcome = _collect(read_fd, deadline)
-        if outcome.ending == "eof":
-            _await_exit(pid, deadline)
-    except Exception as exc:  # noqa: BLE001 - the parent's bulkhead: never raise to the task
-        outcome = _Outcome(results=[], ending="failed", detail=f"{type(exc).__name__}: {exc}")
+        if shared:
+            reader, _reader = _reader, None
+            if reader is not None and not reader.serves(limits, target):
+                reader.stop()
+                reader = None
+        for attempt in (1, 2):
+            if reader is None:
+                try:
+                    reader = _Reader(limits, target)
+                except OSError as exc:
+                    return _fill(msg, [], f"extraction could not start: {exc.strerror or exc}")
+            try:
+                outcome = reader.read(msg, limits, deadline)
+            except Exception as exc:  # noqa: BLE001 - the parent's bulkhead: never raise
+                outcome = _Outcome(
+                    results=[], ending="failed", detail=f"{type(exc).__name__}: {exc}"
+                )
+            if outcome.ending == "gone" and attempt == 1:
+                reader.stop()  # it died between two messages: once more with a new one
+                reader = None
+                continue
+            break
+        if outcome.ending == "done" and shared:
+            _reader, reader = reader, None  # kept for the next message
+            return tuple(outcome.results)
+        status = reader.stop() if reader is not None else None
+        reader = None
     finally:
-        os.close(read_fd)
-        status = _kill_and_reap(pid)
-    if outcome.ending == "done":
+        if reader is not None:
+            reader.stop()
+        if shared:
+            _reader_lock.release()
+    if outcome.ending in ("done", "retire"):
         return tuple(outcome.results)
     # Time and memory are limits like the readers' own: a message that needs more of either
     # is quarantined (parsers.limits), not half-filed.
