@@ -161,26 +161,36 @@ def test_changed_settings_open_a_new_connection(
 # --- the bulk path -----------------------------------------------------------------------
 
 
-def test_each_new_message_is_handed_on_as_soon_as_its_commit_is_done(
-    ctx: Context, dovecot: Any, account: tuple[str, str]
+def test_new_messages_are_handed_on_a_group_at_a_time_as_each_commit_is_done(
+    ctx: Context, dovecot: Any, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The poll queues processing mail by mail, not after the whole backlog is fetched."""
-    france = france_delegation(datetime.now(UTC)).raw
-    for raw in (france, australia_article7(datetime.now(UTC)).raw, france):
+    """The poll keeps a backlog KEEP_GROUP mails per commit and queues each group for
+    processing as soon as it is committed, not after the whole backlog is fetched."""
+    monkeypatch.setattr(intake, "KEEP_GROUP", 2)
+    mails = [
+        france_delegation(datetime.now(UTC)).raw.replace(b"dfra.geneve@", f"d{n}@".encode())
+        for n in range(5)
+    ]
+    for raw in [*mails, mails[0]]:  # the last one again: a duplicate
         append(dovecot, *account, raw)
     other = Database(ctx.settings.db_url)  # another connection sees only what is committed
-    seen: list[tuple[int, str]] = []
+    groups: list[tuple[int, ...]] = []
+    kept_then: list[int] = []
 
-    def on_new(message_id: int) -> None:
-        row = other.claim_message(message_id, datetime.now(UTC), stale=timedelta(minutes=10))
-        assert row is not None
-        other.release_message(message_id)
-        seen.append((message_id, ctx.archive.read(row.raw_path)[:20].decode()))
+    def on_new(message_ids: tuple[int, ...]) -> None:
+        for message_id in message_ids:
+            row = other.claim_message(message_id, datetime.now(UTC), stale=timedelta(minutes=10))
+            assert row is not None
+            other.release_message(message_id)
+        groups.append(message_ids)
+        kept_then.append(len(other.recent_messages(limit=100)))
 
     result = intake.poll_once(ctx, on_new=on_new)
-    assert (result.fetched, result.duplicates) == (3, 1)
-    assert [message_id for message_id, _ in seen] == list(result.new)
-    assert len(seen) == 2
+
+    assert (result.fetched, result.duplicates) == (6, 1)
+    assert [len(group) for group in groups] == [2, 2, 1]
+    assert [i for group in groups for i in group] == list(result.new)
+    assert kept_then == [2, 4, 5]  # the first group went on before the rest was kept
 
 
 def test_a_backlog_of_large_mails_is_fetched_a_few_at_a_time(
@@ -214,10 +224,11 @@ def test_a_backlog_of_large_mails_is_fetched_a_few_at_a_time(
 
 
 def test_two_workers_numbering_one_states_submission_at_once_file_both(
-    ctx: Context, monkeypatch: pytest.MonkeyPatch
+    ctx: Context, monkeypatch: pytest.MonkeyPatch, smtp: Any
 ) -> None:
     """The one that loses the race keeps nothing, says so (Conflict), and is filed as the
-    next version when tried again: at once by the task, not minutes later by the poll."""
+    next version when tried again: at once by the task, not minutes later by the poll; the
+    task sends its acknowledgement itself."""
     from worker import tasks
 
     when = datetime.now(UTC)
@@ -247,7 +258,9 @@ def test_two_workers_numbering_one_states_submission_at_once_file_both(
     assert "filed FRA" in tasks.process.apply(args=(second,)).get()
     references = sorted(s.reference for s in ctx.db.all_submissions("delegation"))
     assert len(references) == 2 and references[0] != references[1]
-    assert len(queued) == 2 and isinstance(queued[0], int) and queued[1] == "mailbox_actions"
+    assert queued == ["mailbox_actions"]  # no task per acknowledgement
+    (ack,) = smtp.wait_for_count(1)
+    assert ctx.db.submissions_of(second)[0].reference in ack.message["Subject"]
 
 
 def test_a_send_or_mailbox_sync_already_waiting_is_not_queued_again(

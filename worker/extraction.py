@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import os
 import resource
@@ -51,6 +52,7 @@ _REQUEST, _FILE = b"Q", b"B"  # worker -> reader: a message's files, then their 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 READER_MESSAGES = 500  # messages one reader process reads before a fresh one replaces it
 READER_GROWTH_MB = 64  # ... or once it has grown by this much (a large file read)
+PIPE_BYTES = 1024 * 1024  # the request pipe's buffer (Linux's default limit for a pipe)
 _EXIT_NO_MEMORY, _EXIT_FAILED = 3, 70
 _MAX_FRAME = 256 * 1024 * 1024  # one attachment's result; 200 000 characters is ~1.2 MB
 # Signals whose handlers the child must not inherit from a Celery worker or a test runner.
@@ -403,6 +405,9 @@ class _Reader:
         os.close(replies_write)
         with contextlib.suppress(OSError):
             os.setpgid(self.pid, self.pid)  # also done by the child: whichever runs first
+        with contextlib.suppress(OSError, AttributeError):
+            # A typical file in one go rather than in 64 KB turns of both processes.
+            fcntl.fcntl(self.requests, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def serves(self, limits: Limits, target: Target) -> bool:
         return (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -20,11 +20,16 @@ from parsers.headers import peek
 from worker.mailbox import ConnectionLost, Inbox, MailboxError, RawMail, kept_inbox, open_inbox
 from worker.processing import OUTCOME_KEYWORDS
 from worker.runtime import Context
-from worker.store import PendingAction, utcnow
+from worker.store import Incoming, PendingAction, utcnow
 
 log = logging.getLogger(__name__)
 
 Opener = Callable[[Settings], AbstractContextManager[Inbox]]
+
+# Mails kept in one commit, and handed on together to processing: large enough that a backlog
+# costs a commit and a queued task per group, small enough that its first mails are processed
+# while the rest is still fetched (docs/PERFORMANCE.md).
+KEEP_GROUP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +57,13 @@ def poll_once(
     *,
     opener: Opener = kept_inbox,
     now: datetime | None = None,
-    on_new: Callable[[int], object] | None = None,
+    on_new: Callable[[tuple[int, ...]], object] | None = None,
 ) -> PollResult:
     """Fetch and keep what is new in the inbox; apply due mailbox actions.
 
-    ``on_new(message id)`` is called as soon as each new message is kept (its commit done),
-    so that processing can start while the rest of a backlog is still being fetched.
+    A backlog is kept ``KEEP_GROUP`` mails at a time, each group in one commit. ``on_new(message
+    ids)`` is called as soon as a group is kept, so that processing can start while the rest
+    of a backlog is still being fetched.
     The connection stays open for the next poll of this process (``kept_inbox``): an idle
     poll is then a NOOP, SELECT and SEARCH, not a new login (docs/PERFORMANCE.md).
     """
@@ -76,15 +82,14 @@ def poll_once(
         else:
             last_uid = position[1]
         uids = inbox.uids_after(last_uid)
-        for mail in inbox.fetch_raw(uids):
-            fetched += 1
-            message_id, created = keep_mail(ctx, key, folder.uidvalidity, mail)
-            if created:
-                new.append(message_id)
-                if on_new is not None:
-                    on_new(message_id)
-            else:
-                duplicates += 1
+        for group in _groups(inbox.fetch_raw(uids), KEEP_GROUP):
+            fetched += len(group)
+            kept = keep_mails(ctx, key, folder.uidvalidity, group)
+            fresh = tuple(message_id for message_id, created in kept if created)
+            duplicates += len(kept) - len(fresh)
+            new.extend(fresh)
+            if fresh and on_new is not None:
+                on_new(fresh)
         if uids:
             # UIDs that vanished between SEARCH and FETCH (expunged) are passed over for good.
             ctx.db.advance_mailbox(key, folder.uidvalidity, max(uids))
@@ -107,20 +112,42 @@ def poll_once(
 def keep_mail(ctx: Context, mailbox: str, uidvalidity: int, mail: RawMail) -> tuple[int, bool]:
     """The raw bytes on disk first, then the row and its location in one commit: (message id,
     whether it is new)."""
-    sha, relative = ctx.archive.put_raw(mail.raw)
-    head = peek(mail.raw)
-    return ctx.db.record_message(
-        mailbox=mailbox,
-        uidvalidity=uidvalidity,
-        uid=mail.uid,
-        internaldate=mail.internaldate,
-        sha256=sha,
-        raw_path=relative,
-        size=len(mail.raw),
-        message_id_header=head.message_id,
-        from_addr=head.from_addr,
-        subject=head.subject,
-    )
+    return keep_mails(ctx, mailbox, uidvalidity, [mail])[0]
+
+
+def keep_mails(
+    ctx: Context, mailbox: str, uidvalidity: int, mails: Sequence[RawMail]
+) -> list[tuple[int, bool]]:
+    """``keep_mail`` for a group: every mail's bytes on disk first, then all the rows in one
+    commit. A crash in between keeps none of the rows, and the next poll fetches them again."""
+    incoming = []
+    for mail in mails:
+        sha, relative = ctx.archive.put_raw(mail.raw)
+        head = peek(mail.raw)
+        incoming.append(
+            Incoming(
+                uid=mail.uid,
+                internaldate=mail.internaldate,
+                sha256=sha,
+                raw_path=relative,
+                size=len(mail.raw),
+                message_id_header=head.message_id,
+                from_addr=head.from_addr,
+                subject=head.subject,
+            )
+        )
+    return ctx.db.record_messages(mailbox, uidvalidity, incoming)
+
+
+def _groups(mails: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
+    group: list[RawMail] = []
+    for mail in mails:
+        group.append(mail)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
 
 
 @dataclass(frozen=True, slots=True)

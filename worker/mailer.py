@@ -7,9 +7,15 @@ and marked sent; a temporary failure comes back later with backoff, a permanent 
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import smtplib
 import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import overload
@@ -36,12 +42,8 @@ class SmtpError(IntakeError):
 def send_raw(settings: Settings, raw: bytes, sender: str, recipients: list[str]) -> None:
     """Hand one message to the SMTP server; SmtpError says whether a retry can help."""
     where = f"{settings.smtp_host}:{settings.smtp_port}"
-    context = _tls_context(settings)
     try:
-        with _open(settings, context) as client:
-            if settings.smtp_security is Security.starttls:
-                client.starttls(context=context)
-            _log_in(client, settings, where)
+        with _kept_client(settings, where) as client:
             refused = client.sendmail(sender, recipients, raw)
     except ssl.SSLCertVerificationError as exc:
         # Not permanent: once the CA is configured, the mail in the outbox can still go.
@@ -70,6 +72,122 @@ def send_raw(settings: Settings, raw: bytes, sender: str, recipients: list[str])
         raise SmtpError(f"SMTP server {where} unreachable: {exc}") from exc
     if refused:
         raise SmtpError(f"SMTP {where} refused some recipients: {refused}", permanent=True)
+
+
+# --------------------------------------------------------------------------- a kept connection
+
+KEEP_SECONDS = 30.0  # idle this long, the kept connection is closed rather than reused
+KEEP_AT_MOST = 600.0  # ... and this long after its login (an OAuth token it logged in with ages)
+
+
+@dataclass
+class _Kept:
+    key: tuple[object, ...]
+    pid: int
+    client: smtplib.SMTP
+    opened: float
+    used: float
+
+    def serves(self, key: tuple[object, ...]) -> bool:
+        now = time.monotonic()
+        return (
+            self.key == key
+            and now - self.used < KEEP_SECONDS
+            and now - self.opened < KEEP_AT_MOST
+            and _answers(self.client)
+        )
+
+
+_kept: _Kept | None = None
+_kept_lock = threading.Lock()
+
+
+def _key(settings: Settings) -> tuple[object, ...]:
+    """What makes a connection: a change of any of these opens a new one."""
+    return (
+        settings.smtp_host,
+        settings.smtp_port,
+        settings.smtp_security,
+        settings.smtp_user,
+        settings.smtp_auth,
+        settings.smtp_password.get_secret_value(),
+        settings.smtp_tls_verify,
+        settings.smtp_ca_file,
+        settings.smtp_timeout,
+    )
+
+
+def _connect(settings: Settings, where: str) -> smtplib.SMTP:
+    """Connected, over TLS as the settings say, and logged in."""
+    context = _tls_context(settings)
+    client = _open(settings, context)
+    try:
+        if settings.smtp_security is Security.starttls:
+            client.starttls(context=context)
+        _log_in(client, settings, where)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+@contextmanager
+def _kept_client(settings: Settings, where: str) -> Iterator[smtplib.SMTP]:
+    """A logged-in connection, kept for this process's next mail: a backlog's acknowledgements
+    went out over a new connection each, and connecting, EHLO and login were a third of the
+    time spent sending (docs/PERFORMANCE.md). Before reuse the connection must be this
+    process's own, under the same settings, used in the last ``KEEP_SECONDS`` and answer a
+    NOOP; a block that raises closes it, so that a mail is never sent on a connection in an
+    unknown state. A concurrent use opens a connection of its own."""
+    global _kept
+    key, pid = _key(settings), os.getpid()
+    with _kept_lock:
+        kept, _kept = _kept, None
+    if kept is not None and kept.pid != pid:
+        kept = None  # a forked copy: the socket is the parent's, not ours to use or close
+    if kept is not None and not kept.serves(key):
+        _close(kept.client)
+        kept = None
+    if kept is None:
+        now = time.monotonic()
+        kept = _Kept(key, pid, _connect(settings, where), now, now)
+    try:
+        yield kept.client
+    except BaseException:
+        _close(kept.client)
+        raise
+    kept.used = time.monotonic()
+    with _kept_lock:
+        if _kept is None:
+            _kept, kept = kept, None
+    if kept is not None:  # another block put its own back first
+        _close(kept.client)
+
+
+def _answers(client: smtplib.SMTP) -> bool:
+    try:
+        return client.noop()[0] == 250
+    except (smtplib.SMTPException, OSError):
+        return False
+
+
+def close_kept() -> None:
+    """QUIT this process's kept connection, if any (at exit, and for tests)."""
+    global _kept
+    with _kept_lock:
+        kept, _kept = _kept, None
+    if kept is not None and kept.pid == os.getpid():
+        _close(kept.client)
+
+
+atexit.register(close_kept)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
