@@ -131,6 +131,32 @@ def test_the_log_settings_are_checked_and_the_level_takes_either_case() -> None:
         load_settings({"CCM_LOG_FORMAT": "xml"})
 
 
+@pytest.mark.parametrize(
+    ("task", "args", "expected"),
+    [
+        ("ccm.process", "(12,)", {"message_id": 12}),
+        ("ccm.send_outbox", "(3,)", {"outbox_id": 3}),
+        ("ccm.process_many", "([5],)", {"message_ids": [5]}),
+        ("ccm.process_many", "([5, 6, 17],)", {"message_ids": [5, 6, 17]}),
+        ("ccm.poll", "()", {}),
+    ],
+)
+def test_celerys_task_lines_name_what_the_task_is_about(
+    task: str, args: str, expected: dict[str, object]
+) -> None:
+    record = logging.LogRecord("celery.app.trace", logging.INFO, "", 0, "Task received", (), None)
+    record.data = {"name": task, "id": "abc", "args": args}
+
+    logs.ContextFilter().filter(record)
+
+    found = {
+        k: getattr(record, k)
+        for k in ("message_id", "message_ids", "outbox_id")
+        if hasattr(record, k)
+    }
+    assert found == expected and record.task == task
+
+
 def rows(db_url: str, sql: str) -> list[Any]:
     engine = create_engine(db_url)
     try:
@@ -203,12 +229,17 @@ def test_a_real_worker_logs_json_with_the_message_and_its_reference(
     (filed,) = [line for line in about if line["logger"] == "worker.processing"]
     assert filed["message"].startswith(f"message {message_id}: filed FRA")
     assert filed["reference"] == reference
-    # Celery's lines for the task: received (from its argument) and succeeded (with both).
-    celery = [line for line in about if line["logger"].startswith("celery")]
+    # Celery's lines for the task that processed the poll's group of new mail: received and
+    # succeeded, each naming the group's messages (from the task's argument).
+    celery = [
+        line
+        for line in lines
+        if line["logger"].startswith("celery") and message_id in line.get("message_ids", [])
+    ]
     assert any("received" in line["message"] for line in celery), celery
     (succeeded,) = [line for line in celery if "succeeded" in line["message"]]
-    assert succeeded["reference"] == reference and succeeded["task"] == "ccm.process"
-    assert succeeded["task_id"]
+    assert succeeded["task"] == "ccm.process_many" and succeeded["message_ids"] == [message_id]
+    assert succeeded["task_id"] and f"message {message_id}: filed FRA" in succeeded["message"]
     # The mailer's line: the outbox row and the reference it acknowledges.
     (sent,) = [line for line in lines if line["message"].startswith("sent ack:")]
     assert sent["outbox_id"] == outbox_id and sent["reference"] == reference

@@ -37,7 +37,7 @@ import signal
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import NoReturn, Protocol
 
@@ -162,8 +162,11 @@ def _read_frame(fd: int) -> tuple[bytes, bytes] | None:
     return None if payload is None else (kind, payload)
 
 
-def _request(attachments: tuple[Attachment, ...], ocr: bool, readers: ReaderLimits) -> bytes:
-    """One message's work for the reader: a JSON frame describing it, then each file's bytes."""
+def _request(
+    attachments: tuple[Attachment, ...], ocr: bool, readers: ReaderLimits
+) -> Iterator[bytes | memoryview]:
+    """One message's work for the reader: a JSON frame describing it, then each file's bytes
+    (as pieces to write one after the other: the files are not copied into one buffer)."""
     about = {
         "ocr": ocr,
         "limits": asdict(readers),
@@ -179,10 +182,10 @@ def _request(attachments: tuple[Attachment, ...], ocr: bool, readers: ReaderLimi
         ],
     }
     head = json.dumps(about, separators=(",", ":")).encode("utf-8", "surrogatepass")
-    frames = [_HEADER.pack(_REQUEST, len(head)), head]
+    yield _HEADER.pack(_REQUEST, len(head)) + head
     for a in attachments:
-        frames += [_HEADER.pack(_FILE, len(a.data)), a.data]
-    return b"".join(frames)
+        yield _HEADER.pack(_FILE, len(a.data))
+        yield memoryview(a.data)
 
 
 def _take_request(fd: int) -> tuple[ParsedMessage, bool, ReaderLimits] | None:
@@ -418,7 +421,8 @@ class _Reader:
 
     def read(self, msg: ParsedMessage, limits: Limits, deadline: float) -> _Outcome:
         try:
-            _write_all(self.requests, _request(msg.attachments, limits.ocr, limits.readers))
+            for piece in _request(msg.attachments, limits.ocr, limits.readers):
+                _write_all(self.requests, piece)
         except OSError as exc:  # the reader died while it waited (EPIPE)
             return _Outcome(results=[], ending="gone", detail=str(exc))
         outcome = _collect(self.replies, deadline)
@@ -436,7 +440,7 @@ class _Reader:
         return _kill_and_reap(self.pid)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]

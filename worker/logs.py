@@ -40,6 +40,7 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # The fields a line can carry about what it concerns, in the order text shows them.
 CONTEXT_FIELDS = (
     "message_id",
+    "message_ids",
     "reference",
     "outbox_id",
     "outbox_key",
@@ -53,6 +54,8 @@ TEXT_DATEFMT = "%Y-%m-%d %H:%M:%S"
 # their repr; for these tasks the one argument says which message or outbox row it is.
 _TASK_ARGUMENT = {"ccm.process": "message_id", "ccm.send_outbox": "outbox_id"}
 _ONE_INT = re.compile(r"^\(?\[?(\d+),?\]?\)?$")
+# ... and for a group of messages (ccm.process_many), its one argument is their list.
+_INT_LIST = re.compile(r"^\(?\[(\d+(?:, \d+)*)\],?\)?$")
 
 _EMPTY: Mapping[str, object] = MappingProxyType({})
 _context: ContextVar[Mapping[str, object]] = ContextVar("ccm_log_context", default=_EMPTY)
@@ -120,6 +123,9 @@ class ContextFilter(logging.Filter):
             found = _ONE_INT.match(str(data.get("args", "")).strip())
             if field and found and not hasattr(record, field):
                 setattr(record, field, int(found.group(1)))
+            group = _INT_LIST.match(str(data.get("args", "")).strip())
+            if data["name"] == "ccm.process_many" and group and not hasattr(record, "message_ids"):
+                record.message_ids = [int(n) for n in group.group(1).split(", ")]
         return True
 
 

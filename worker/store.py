@@ -7,6 +7,7 @@ filed for a State goes under ``filed/<ISO3> <State>/<kind>/<date>_<ref>/``.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fcntl
 import hashlib
@@ -16,6 +17,7 @@ import shutil
 import tempfile
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,6 +36,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
+    case,
     create_engine,
     event,
     func,
@@ -626,13 +630,19 @@ class Database:
         for it are removed again, so nothing is filed that the database does not know.
         """
         written: list[str] = []
+        # Each submission's files are written (and fsynced) before the transaction, and only
+        # moved into place inside it: the database's write lock is no longer held while files
+        # are written, which kept the other pool processes waiting (docs/PERFORMANCE.md).
+        staged: list[tuple[str, list[StoredFile]]] = []
         try:
+            for planned in outcome.submissions:
+                staged.append(archive.stage(planned.files))
             with self.session() as s:
                 message = s.get(Message, message_id)
                 if message is None or message.status != Status.processing:
                     return []
                 outbox: list[Outbox] = []
-                for planned in outcome.submissions:
+                for planned, (staging, stored) in zip(outcome.submissions, staged, strict=True):
                     previous = self._latest_version(s, planned)
                     sub = Submission(
                         message_id=message_id,
@@ -668,10 +678,9 @@ class Database:
                     # nothing, and is processed again as the next version.
                     s.flush()
                     # Ours now, so anything already there is what a worker killed between
-                    # writing and committing left behind: start the folder afresh.
-                    archive.remove_folder(sub.folder)
+                    # writing and committing left behind: the folder is replaced whole.
                     written.append(sub.folder)
-                    stored = archive.file_folder(sub.folder, planned.files)
+                    archive.place(staging, sub.folder)
                     for f in stored:
                         s.add(
                             FiledFile(
@@ -727,6 +736,9 @@ class Database:
             for folder in written:
                 archive.remove_folder(folder)
             raise
+        finally:
+            for staging, _ in staged:
+                archive.remove_folder(staging)  # not placed: nothing was filed from it
 
     @staticmethod
     def _count_in_year(s: Session, planned: PlannedSubmission, year: int) -> int:
@@ -808,22 +820,28 @@ class Database:
         limits hold even against an autoresponder that slips past the loop checks, and the
         breaker against any loop nobody foresaw."""
 
-        def sent_since(delta: timedelta, *, to: str | None) -> int:
-            query = select(func.count(Outbox.id)).where(
+        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
+
+        def counted(*conditions: Any) -> Any:
+            return func.coalesce(func.sum(case((and_(*conditions), 1), else_=0)), 0)
+
+        # The three counts in one look at the last day's acknowledgements.
+        to_hour, to_day, all_hour = s.execute(
+            select(
+                counted(Outbox.recipient == recipient, Outbox.created_at >= hour_ago),
+                counted(Outbox.recipient == recipient),
+                counted(Outbox.created_at >= hour_ago),
+            ).where(
                 Outbox.purpose == "ack",
                 Outbox.status != "suppressed",
-                Outbox.created_at >= now - delta,
+                Outbox.created_at >= day_ago,
             )
-            if to is not None:
-                query = query.where(Outbox.recipient == to)
-            return int(s.scalar(query) or 0)
-
-        hour, day = timedelta(hours=1), timedelta(days=1)
-        if sent_since(hour, to=recipient) >= limits.per_recipient_hour:
+        ).one()
+        if to_hour >= limits.per_recipient_hour:
             return f"rate limit: {limits.per_recipient_hour} an hour to {recipient}"
-        if sent_since(day, to=recipient) >= limits.per_recipient_day:
+        if to_day >= limits.per_recipient_day:
             return f"rate limit: {limits.per_recipient_day} a day to {recipient}"
-        if sent_since(hour, to=None) >= limits.all_per_hour:
+        if all_hour >= limits.all_per_hour:
             return f"breaker: {limits.all_per_hour} acknowledgements in the last hour in all"
         return ""
 
@@ -1711,6 +1729,40 @@ class Archive:
             folder.mkdir(parents=True, exist_ok=True)
         return stored
 
+    def stage(self, files: list[tuple[str, bytes]]) -> tuple[str, list[StoredFile]]:
+        """``file_folder`` into a new folder under ``.staging/``, for ``place`` to move where
+        it belongs; (the staging folder, what was stored)."""
+        relative = f"{STAGING}/{uuid.uuid4().hex}"
+        stored = self.file_folder(relative, files)
+        return relative, stored
+
+    def place(self, staging: str, relative_folder: str) -> None:
+        """Move a staged folder to ``relative_folder``, replacing whatever is there (what a
+        worker killed between writing and committing left behind); the move is made durable
+        before this returns."""
+        source, target = self._inside(staging), self._inside(relative_folder)
+        self.remove_folder(relative_folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+    def clear_staging(self, older_than: timedelta = timedelta(hours=1)) -> int:
+        """Remove staging folders a killed worker left behind; how many."""
+        root, cleared = self._inside(STAGING), 0
+        if not root.is_dir():
+            return 0
+        limit = time.time() - older_than.total_seconds()
+        for folder in root.iterdir():
+            with contextlib.suppress(OSError):
+                if folder.stat().st_mtime < limit:
+                    shutil.rmtree(folder)
+                    cleared += 1
+        return cleared
+
     def remove_folder(self, relative_folder: str) -> None:
         """Undo a filing whose transaction failed (best effort; files only, then the folder)."""
         folder = self._inside(relative_folder)
@@ -1742,6 +1794,9 @@ class Archive:
         except FileNotFoundError:  # another purge got there first
             return False
         return True
+
+
+STAGING = ".staging"  # in the archive: submissions' files written before their transaction
 
 
 def _tombstone(relative_raw: str) -> str:

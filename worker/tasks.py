@@ -16,7 +16,7 @@ from celery.signals import worker_init, worker_ready
 from worker import digest, intake, mailer, processing
 from worker.app import app
 from worker.coordination import PollGuard
-from worker.logs import bind
+from worker.logs import bind, log_context
 from worker.mailbox import MailboxError
 from worker.runtime import get_context
 from worker.store import Conflict, utcnow
@@ -127,7 +127,8 @@ def process_many(message_ids: list[int]) -> str:
     summaries = []
     for message_id in message_ids:
         try:
-            summaries.append(_process_and_answer(message_id).summary)
+            with log_context(message_id=message_id):  # what one message binds ends with it
+                summaries.append(_process_and_answer(message_id).summary)
         except Conflict:
             process.apply_async((message_id,), countdown=random.uniform(0.1, 1.0))
             summaries.append(f"message {message_id}: numbering clash, tried again in a moment")

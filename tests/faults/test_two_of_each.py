@@ -202,10 +202,10 @@ def test_two_versions_filed_at_the_same_moment_each_keep_their_folder(
     pg_url: str, fault_env: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The race the scenario above can only hope to meet, made certain: while one version of
-    France's delegation is being filed (its files written slowly), a second is processed.
-    Both count "version 1"; the second must be refused before it writes anything — it used to
-    write into the first one's folder and then, refused at its commit, delete that folder —
-    and be filed as the next version when processed again."""
+    France's delegation is being filed (its folder moved into place slowly, inside its
+    transaction), a second is processed. Both count "version 1"; the second must be refused
+    before it touches the first one's folder — it used to write into it and then, refused at
+    its commit, delete it — and be filed as the next version when processed again."""
     import threading
 
     from tests.app import keep
@@ -217,15 +217,15 @@ def test_two_versions_filed_at_the_same_moment_each_keep_their_folder(
     first, second = copies_of("fra-delegation-pdf-fr", 2, "race")
     now = datetime.now(UTC)
     ids = [keep(ctx, mail.raw, uid, now)[0] for uid, mail in enumerate((first, second), 1)]
-    writing, original = threading.Event(), Archive.file_folder
+    writing, original = threading.Event(), Archive.place
 
-    def slow_file_folder(self: Archive, folder: str, files: list[tuple[str, bytes]]) -> Any:
+    def slow_place(self: Archive, staging: str, folder: str) -> Any:
         if not writing.is_set():  # the first filing: hold its transaction open a while
             writing.set()
             time.sleep(2)
-        return original(self, folder, files)
+        return original(self, staging, folder)
 
-    monkeypatch.setattr(Archive, "file_folder", slow_file_folder)
+    monkeypatch.setattr(Archive, "place", slow_place)
     outcome: list[str] = []
     one = threading.Thread(target=lambda: processing.process_message(ctx, ids[0]))
     one.start()
