@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -274,3 +276,27 @@ def test_references_say_what_for_which_cycle_which_state_and_which_one(
     kind: str, cycle: str, number: int, expected: str
 ) -> None:
     assert reference_for(kind, cycle, "CHE", number, 2017) == expected
+
+
+def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path) -> None:
+    """Filing writes a submission's files under .staging before its transaction and moves the
+    folder into place inside it, replacing what a killed worker left there; staging folders
+    a killed worker left are cleared once they are an hour old."""
+    archive = Archive(tmp_path / "archive")
+    (tmp_path / "archive" / "filed" / "X").mkdir(parents=True)
+    (tmp_path / "archive" / "filed" / "X" / "half-written.pdf").write_bytes(b"%PDF-")
+    staging, stored = archive.stage([("a.pdf", b"one"), ("b.docx", b"two")])
+
+    archive.place(staging, "filed/X")
+
+    folder = tmp_path / "archive" / "filed" / "X"
+    assert sorted(p.name for p in folder.iterdir()) == ["a.pdf", "b.docx"]
+    assert [s.name for s in stored] == ["a.pdf", "b.docx"]
+    assert not (tmp_path / "archive" / staging).exists()
+    left, _ = archive.stage([("c.pdf", b"three")])
+    fresh, _ = archive.stage([("d.pdf", b"four")])
+    hour_ago = time.time() - 3700
+    os.utime(tmp_path / "archive" / left, (hour_ago, hour_ago))
+    assert archive.clear_staging() == 1
+    assert not (tmp_path / "archive" / left).exists()
+    assert (tmp_path / "archive" / fresh / "d.pdf").read_bytes() == b"four"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -29,10 +30,13 @@ def build_context(settings: Settings) -> Context:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.db_url)
     db.create_schema()
+    archive = Archive(settings.archive_path)
+    with contextlib.suppress(OSError):
+        archive.clear_staging()  # what a worker killed mid-filing left (an hour old or more)
     return Context(
         settings=settings,
         db=db,
-        archive=Archive(settings.archive_path),
+        archive=archive,
         registry=load_registry(),
         directory=load_directory(),
     )
