@@ -8,6 +8,10 @@ and lifts the body parts of attached messages into the main body. Whatever mail-
 raises on, the stdlib ``email`` package (``policy.default`` for addresses, ``compat32`` for
 the tree) reads instead, and the failure is kept as a defect. Only bytes that hold no
 header at all raise :class:`UnparseableMessage`.
+
+Large base64 bodies (an attached report of megabytes) are decoded straight from the bytes
+before either parser sees the message, and put back by the walk (:class:`Lifted`): the stdlib
+parser holds such a body several times over, and reads it line by line.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import email.utils
 import hashlib
 import html
 import io
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -401,6 +406,7 @@ class _Walk:
     dropped_for_size: int = 0
     text_chars: int = 0
     recovered: int = 0
+    lifted: Lifted | None = None
 
 
 def _part_filename(part: Message) -> str:
@@ -447,16 +453,18 @@ def _content_type(part: Message) -> str:
         return "application/octet-stream"
 
 
-def _message_bytes(inner: Message) -> bytes:
+def _message_bytes(inner: Message, lifted: Lifted | None = None) -> bytes:
     buffer = io.BytesIO()
     try:
         BytesGenerator(buffer, mangle_from_=False, maxheaderlen=0).flatten(inner)
     except (RecursionError, ValueError, TypeError, LookupError, UnicodeError, AttributeError):
         try:
-            return inner.as_string().encode("utf-8", errors="surrogateescape")
+            out = inner.as_string().encode("utf-8", errors="surrogateescape")
         except (RecursionError, ValueError, TypeError, LookupError, UnicodeError, AttributeError):
             return b""
-    return buffer.getvalue()
+    else:
+        out = buffer.getvalue()
+    return lifted.unlift(out, newline=b"\n") if lifted is not None else out
 
 
 def _leaf_bytes(part: Message) -> bytes:
@@ -472,6 +480,8 @@ def _leaf_bytes(part: Message) -> bytes:
 
 
 def _add_attachment(walk: _Walk, filename: str, ctype: str, data: bytes, inline: bool) -> None:
+    if walk.lifted is not None:
+        data = walk.lifted.unlift(data)
     if len(walk.attachments) >= MAX_ATTACHMENTS:
         walk.dropped_for_count += 1
         return
@@ -566,7 +576,7 @@ def _visit(walk: _Walk, part: Message, depth: int, is_root: bool) -> None:
     inline = disposition == "inline"
     if not is_root and ctype in _MESSAGE_TYPES:
         inner = _children(part)
-        data = _message_bytes(inner[0]) if inner else _leaf_bytes(part)
+        data = _message_bytes(inner[0], walk.lifted) if inner else _leaf_bytes(part)
         _add_attachment(walk, filename, "message/rfc822", data, inline)
         return
     if part.is_multipart() and ctype not in _REPORT_TYPES:
@@ -580,6 +590,8 @@ def _visit(walk: _Walk, part: Message, depth: int, is_root: bool) -> None:
         if depth > 0:
             return  # the body of an attached message is read from its .eml
         data = _leaf_bytes(part)
+        if walk.lifted is not None:
+            data = walk.lifted.unlift(data)
         text, note = decode_bytes(data, part.get_content_charset())
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         if note:
@@ -591,12 +603,12 @@ def _visit(walk: _Walk, part: Message, depth: int, is_root: bool) -> None:
         (walk.plain if ctype == "text/plain" else walk.html).append(text)
         return
     # A named report part is kept as it was sent.
-    data = _message_bytes(part) if part.is_multipart() else _leaf_bytes(part)
+    data = _message_bytes(part, walk.lifted) if part.is_multipart() else _leaf_bytes(part)
     _add_attachment(walk, filename, ctype, data, inline)
 
 
-def _walk(root: Message) -> _Walk:
-    walk = _Walk(plain=[], html=[], attachments=[], defects=[], taken=set())
+def _walk(root: Message, lifted: Lifted | None = None) -> _Walk:
+    walk = _Walk(plain=[], html=[], attachments=[], defects=[], taken=set(), lifted=lifted)
     for part, depth in _iter_parts(root, walk):
         try:
             _visit(walk, part, depth, part is root)
@@ -706,6 +718,116 @@ def _flatten_defects(mp: object | None) -> list[str]:
     return out
 
 
+# --------------------------------------------------------------------------- large bodies
+
+LIFT_BYTES = 64 * 1024  # a base64 body this large is decoded here, not by the email parser
+_CTE_BASE64 = re.compile(
+    rb"^content-transfer-encoding:[ \t]*(?:\r?\n[ \t]+)?base64[ \t]*\r?$", re.I | re.M
+)
+_CTE_ANY = re.compile(rb"^content-transfer-encoding:", re.I | re.M)
+_CONTAINER_TYPE = re.compile(
+    rb"^content-type:[ \t]*(?:\r?\n[ \t]+)?(?:multipart|message)/", re.I | re.M
+)
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_BASE64_BODY = re.compile(rb"[A-Za-z0-9+/=\s]*")
+
+
+@dataclass(slots=True)
+class Lifted:
+    """A message with its large base64 bodies taken out before the email parser reads it.
+
+    The stdlib parser holds a body as lines, as one string, then decoded: a 25 MB attachment
+    cost it some 280 MB (docs/PERFORMANCE.md). Each base64 body of ``LIFT_BYTES`` or more in a
+    leaf part is decoded here, from the raw bytes, and stands in the parsed tree as a short
+    base64 line that decodes to a marker; the walk puts the real bytes back in its place (and
+    the original lines, where a part is written out again or read as text). A body that is not
+    plain base64 (a stray character, bad padding, a second encoding header) is left to the
+    parser as it was.
+    """
+
+    raw: bytes
+    source: memoryview  # the bytes the bodies were lifted from
+    bodies: dict[bytes, bytes]  # marker (what the short line decodes to) -> the decoded body
+    lines: dict[bytes, tuple[bytes, int, int]]  # the short line -> its marker, where it was
+
+    @classmethod
+    def from_raw(cls, raw: bytes) -> Lifted:
+        view = memoryview(raw)
+        lifted = cls(raw=raw, source=view, bodies={}, lines={})
+        if len(raw) < LIFT_BYTES:
+            return lifted
+        secret = os.urandom(12).hex().encode()  # a sender cannot forge a marker it does not know
+        pieces: list[bytes | memoryview] = []
+        done = 0
+        for found in _encoding_headers(raw):
+            head_end = _BLANK_LINE.search(raw, found.end())
+            if head_end is None or found.start() < done:
+                continue
+            start = head_end.end()
+            # The part's header block: from the last blank line or delimiter line before it.
+            head_start = max(
+                raw.rfind(b"\n\n", done, found.start()),
+                raw.rfind(b"\n\r\n", done, found.start()),
+                raw.rfind(b"\n--", done, found.start()),
+                done,
+            )
+            head = view[head_start : head_end.start()]
+            if len(_CTE_ANY.findall(head)) != 1 or _CONTAINER_TYPE.search(head):
+                continue
+            end = raw.find(b"\n--", start)  # base64 has no "-": the part's delimiter line
+            end = len(raw) if end < 0 else end - (raw[end - 1 : end] == b"\r")
+            if end - start < LIFT_BYTES or not _BASE64_BODY.fullmatch(raw, start, end):
+                continue
+            try:
+                body = binascii.a2b_base64(view[start:end])
+            except binascii.Error:
+                continue
+            marker = b"ccm-lifted-%s-%06d" % (secret, len(lifted.bodies))
+            line = base64.b64encode(marker)
+            lifted.bodies[marker], lifted.lines[line] = body, (marker, start, end)
+            pieces += [view[done:start], line]
+            done = end
+        if lifted.bodies:
+            pieces.append(view[done:])
+            lifted.raw = b"".join(pieces)
+        return lifted
+
+    def unlift(self, data: bytes, *, newline: bytes | None = None) -> bytes:
+        """``data`` as it would be had nothing been lifted: the decoded bytes for a part the
+        parser decoded to a marker; the original lines where a short line appears in text (a
+        part written out again with ``newline`` line ends, or read undecoded)."""
+        if len(data) == _MARKER_BYTES and data in self.bodies:
+            return self.bodies[data]
+        for line, (_marker, start, end) in self.lines.items():
+            if line in data:
+                original = bytes(self.source[start:end])
+                if newline is not None:
+                    original = _LINE_END.sub(newline, original)
+                data = data.replace(line, original)
+        return data
+
+
+def _encoding_headers(raw: bytes) -> Iterator[re.Match[bytes]]:
+    """Each ``Content-Transfer-Encoding: base64`` line, in order. Found with plain substring
+    searches (a case-insensitive regex over 35 MB took a quarter of a second); a header
+    spelled in mixed case past its first letters is not found, and its body is parsed as
+    usual."""
+    starts = set()
+    for needle in (b"ransfer-", b"RANSFER-"):
+        at = raw.find(needle)
+        while at >= 0:
+            starts.add(raw.rfind(b"\n", 0, at) + 1)
+            at = raw.find(needle, at + 1)
+    for start in sorted(starts):
+        found = _CTE_BASE64.match(raw, start)
+        if found is not None:
+            yield found
+
+
+_MARKER_BYTES = len(b"ccm-lifted-") + 24 + 1 + 6
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
 _OBS_HEADER_NAME = re.compile(rb"^([!-9;-~]+)[ \t]+:", re.MULTILINE)
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 
@@ -767,7 +889,9 @@ def parse_message(raw: bytes) -> ParsedMessage:
     if not raw or not raw.strip():
         raise UnparseableMessage("empty message")
     defects: list[str] = []
-    mp, root = _parse_tree(_tidy(raw), defects)
+    lifted = Lifted.from_raw(_tidy(raw))
+    mp, root = _parse_tree(lifted.raw, defects)
+    lifted.raw = b""  # parsed: the copy without the large bodies is no longer needed
     headers = tuple(
         (str(name).strip().lower(), decode_header_text(value)) for name, value in root.raw_items()
     )
@@ -783,7 +907,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
     senders = _addresses(mp, "from_", raw_all("from"))
     from_name, from_addr = senders[0] if senders else ("", "")
-    walk = _walk(root)
+    walk = _walk(root, lifted if lifted.bodies else None)
     defects.extend(walk.defects)
     text = "\n\n".join(t.strip("\n") for t in walk.plain if t.strip())
     if not text and walk.html:

@@ -386,3 +386,76 @@ def test_it_reads_a_body_in_an_unknown_charset_and_says_so() -> None:
 
     assert parsed.text == "Délégation"
     assert any("x-made-up" in d for d in parsed.defects)
+
+
+# --------------------------------------------------------------------------- large bodies
+
+
+def large_mail(*, crlf: bool = False) -> bytes:
+    """A note with a 300 KB PDF, a 200 KB base64 text body part and a forwarded mail that
+    carries a 150 KB file of its own: every kind of part a large body can sit in."""
+    import os as _os
+
+    forwarded = note_verbale()
+    forwarded.add_attachment(
+        _os.urandom(150_000), maintype="application", subtype="octet-stream", filename="a.bin"
+    )
+    mail = note_verbale()
+    mail.add_attachment(
+        make_pdf("Delegation") + _os.urandom(300_000),
+        maintype="application",
+        subtype="pdf",
+        filename="liste.pdf",
+    )
+    mail.add_attachment(("Liste de la délégation\n" * 9000).encode(), maintype="text",
+                        subtype="plain", filename="liste.txt")  # fmt: skip
+    mail.add_attachment(forwarded)
+    raw = mail.as_bytes()
+    return raw.replace(b"\n", b"\r\n") if crlf else raw
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_large_bodies_decoded_outside_the_parser_give_the_same_message(
+    monkeypatch: pytest.MonkeyPatch, crlf: bool
+) -> None:
+    raw = large_mail(crlf=crlf)
+    lifted = message_module.Lifted.from_raw(raw)
+    assert len(lifted.bodies) == 3  # the PDF, the text file and the forwarded mail's file
+    assert len(lifted.raw) < len(raw) // 10
+
+    as_lifted = parse_message(raw)
+    monkeypatch.setattr(message_module, "LIFT_BYTES", 10**12)
+    assert as_lifted == parse_message(raw)
+    names = [a.safe_name for a in as_lifted.attachments]
+    assert names == ["liste.pdf", "liste.txt", "attachment-3.eml", "a.bin"]
+
+
+def test_a_body_that_is_not_plain_base64_is_left_to_the_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = large_mail()
+    pdf = parse_message(raw).attachments[0].data
+    start = raw.index(b'filename="liste.pdf"')
+    body = raw.index(b"\n\n", start) + 2
+    for spoilt in (raw[:body] + b"*" + raw[body:], raw[:body] + raw[body + 1 :]):  # stray, padding
+        lifted = message_module.Lifted.from_raw(spoilt)
+        assert len(lifted.bodies) == 2  # the PDF's body is no longer lifted
+        as_lifted = parse_message(spoilt)
+        monkeypatch.setattr(message_module, "LIFT_BYTES", 10**12)
+        assert as_lifted == parse_message(spoilt)
+        monkeypatch.undo()
+    assert as_lifted.attachments[0].data != pdf  # the parser's own lenient reading
+
+
+def test_a_sender_cannot_pass_off_a_part_as_a_lifted_body() -> None:
+    """A small part whose content looks like a marker stays what it is: markers carry a secret
+    made for each parse."""
+    raw = large_mail()
+    first = message_module.Lifted.from_raw(raw)
+    (marker, *_), *_ = first.lines.values()
+    mail = note_verbale()
+    mail.add_attachment(marker, maintype="application", subtype="octet-stream", filename="m.bin")
+    mail.add_attachment(b"x" * 200_000, maintype="application", subtype="octet-stream",
+                        filename="big.bin")  # fmt: skip
+    parsed = parse_message(mail.as_bytes())
+    assert [a.data for a in parsed.attachments] == [marker, b"x" * 200_000]
