@@ -394,3 +394,16 @@ def test_a_concurrent_thread_gets_a_reader_of_its_own() -> None:
 
     assert results == [extract_all(msg)]
     assert reader_pid() == kept
+
+
+def test_a_reader_started_ahead_reads_the_next_message() -> None:
+    from worker.extraction import start_reader
+
+    start_reader()
+    ahead = reader_pid()
+    start_reader()  # one is ready: nothing more is started
+
+    assert ahead is not None and reader_pid() == ahead
+    msg = make_message()
+    assert extract_isolated(msg) == extract_all(msg)
+    assert reader_pid() == ahead

@@ -13,8 +13,9 @@ out of memory, failed or died is replaced by a new one, as is one that has read
 ``READER_MESSAGES`` messages or grown by ``READER_GROWTH_MB`` (a large file read). What it
 has read before stays in it until then; its answers are checked field by field either way.
 
-``os.fork`` and ``os.pipe`` are used directly, not ``multiprocessing``: Celery's prefork pool
-runs tasks in daemonic processes, which ``multiprocessing`` does not allow to have children.
+``os.fork``, ``os.pipe`` and a socket pair are used directly, not ``multiprocessing``:
+Celery's prefork pool runs tasks in daemonic processes, which ``multiprocessing`` does not
+allow to have children.
 The files go to the reader as framed bytes; results come back as JSON, not pickle: the child
 has just parsed hostile bytes, and the parent should not run whatever a compromised child
 might send it.
@@ -28,12 +29,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import fcntl
 import json
 import os
 import resource
 import select
 import signal
+import socket
 import struct
 import threading
 import time
@@ -52,7 +53,7 @@ _REQUEST, _FILE = b"Q", b"B"  # worker -> reader: a message's files, then their 
 _PR_SET_PDEATHSIG = 1  # prctl(2)
 READER_MESSAGES = 500  # messages one reader process reads before a fresh one replaces it
 READER_GROWTH_MB = 64  # ... or once it has grown by this much (a large file read)
-PIPE_BYTES = 1024 * 1024  # the request pipe's buffer (Linux's default limit for a pipe)
+PIPE_BYTES = 1024 * 1024  # the request socket's send buffer: a typical file in one go
 _EXIT_NO_MEMORY, _EXIT_FAILED = 3, 70
 _MAX_FRAME = 256 * 1024 * 1024  # one attachment's result; 200 000 characters is ~1.2 MB
 # Signals whose handlers the child must not inherit from a Celery worker or a test runner.
@@ -142,15 +143,21 @@ def _send(fd: int, kind: bytes, payload: bytes) -> None:
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
-    """``size`` bytes from ``fd``; None at end of file before all came."""
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, min(left, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
+    """``size`` bytes from the request socket ``fd``; None at its end before all came. One
+    ``recv`` waits for all of them, into the bytes object it returns: a 25 MB file is held
+    once, not once more in pieces."""
+    channel = socket.socket(fileno=fd)
+    try:
+        chunks, left = [], size
+        while left:
+            chunk = channel.recv(left, socket.MSG_WAITALL)
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+    finally:
+        channel.detach()  # the descriptor stays open for the next frame
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read_frame(fd: int) -> tuple[bytes, bytes] | None:
@@ -237,8 +244,8 @@ def _cut_loose(keep: tuple[int, ...]) -> None:
 
 
 def _child(requests: int, replies: int, limits: Limits, target: Target) -> NoReturn:
-    """Run in the forked reader: serve messages until the pipe closes; never returns, never
-    runs the parent's clean-up code."""
+    """Run in the forked reader: serve messages until the request socket closes; never
+    returns, never runs the parent's clean-up code."""
     code = _EXIT_FAILED
     try:
         with contextlib.suppress(OSError):
@@ -380,11 +387,16 @@ def _fill(msg: ParsedMessage, done: list[Extraction], error: str) -> tuple[Extra
 
 
 class _Reader:
-    """One reader process: forked once, then fed message after message through a pipe."""
+    """One reader process: forked once, then fed message after message."""
 
     def __init__(self, limits: Limits, target: Target) -> None:
         self.memory_mb, self.target, self.owner = limits.memory_mb, target, os.getpid()
-        requests_read, self.requests = os.pipe()
+        # Requests go over a socket, not a pipe: the reader can then take each file in one
+        # recv (MSG_WAITALL), into one buffer.
+        there, here = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with contextlib.suppress(OSError):
+            here.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BYTES)
+        requests_read, self.requests = there.detach(), here.detach()
         try:
             self.replies, replies_write = os.pipe()
         except OSError:
@@ -408,9 +420,6 @@ class _Reader:
         os.close(replies_write)
         with contextlib.suppress(OSError):
             os.setpgid(self.pid, self.pid)  # also done by the child: whichever runs first
-        with contextlib.suppress(OSError, AttributeError):
-            # A typical file in one go rather than in 64 KB turns of both processes.
-            fcntl.fcntl(self.requests, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
 
     def serves(self, limits: Limits, target: Target) -> bool:
         return (
@@ -460,6 +469,26 @@ def close_reader() -> None:
 
 
 atexit.register(close_reader)
+
+
+def start_reader(limits: Limits = Limits(), *, target: Target = iter_extractions) -> None:
+    """Have a reader ready for the next message, forked now. Called when the worker process
+    starts and after each task, when the process holds no message: a reader forked in the
+    middle of a large message would start out sharing all of its pages (and count them in its
+    own resident size)."""
+    global _reader
+    if not _reader_lock.acquire(blocking=False):
+        return
+    try:
+        if _reader is not None and _reader.serves(limits, target):
+            return
+        if _reader is not None:
+            _reader.stop()
+            _reader = None
+        with contextlib.suppress(OSError):
+            _reader = _Reader(limits, target)
+    finally:
+        _reader_lock.release()
 
 
 def extract_isolated(

@@ -69,12 +69,7 @@ def analyse_message(
     Attachments are read in a child process under the settings' time and memory limits.
     """
     readers = message_limits(settings)
-    limits = Limits(
-        seconds=settings.extract_seconds,
-        memory_mb=settings.extract_memory_mb,
-        ocr=settings.ocr if ocr is None else ocr,
-        readers=readers,
-    )
+    limits = extraction_limits(settings, ocr=ocr)
     return analyse(
         raw,
         registry=registry,
@@ -86,6 +81,16 @@ def analyse_message(
         meetings=load_meetings(),
         extract=lambda msg: extract_isolated(msg, limits),
         limits=readers,
+    )
+
+
+def extraction_limits(settings: Settings, *, ocr: bool | None = None) -> Limits:
+    """How the attachment reader is bounded (``worker.extraction``), from the settings."""
+    return Limits(
+        seconds=settings.extract_seconds,
+        memory_mb=settings.extract_memory_mb,
+        ocr=settings.ocr if ocr is None else ocr,
+        readers=message_limits(settings),
     )
 
 

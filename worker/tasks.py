@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import worker_init, worker_ready
+from celery.signals import task_postrun, worker_init, worker_process_init, worker_ready
 
 from worker import digest, intake, mailer, processing
 from worker.app import app
@@ -220,6 +220,20 @@ def check_intake() -> str:
 def _poll_at_start(**_: Any) -> None:
     # Do not wait a whole interval for the first look at the inbox.
     poll.delay()
+
+
+@worker_process_init.connect
+@task_postrun.connect
+def _reader_ready(**_: Any) -> None:
+    """A pool process forks its attachment reader while it holds no message (at its start,
+    and after a task that retired or lost its reader): worker/extraction.py."""
+    from worker.extraction import start_reader
+    from worker.runtime import extraction_limits
+
+    try:
+        start_reader(extraction_limits(get_context().settings))
+    except Exception:  # the next message starts one itself
+        log.warning("attachment reader not started ahead", exc_info=True)
 
 
 @worker_init.connect
