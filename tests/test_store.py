@@ -300,3 +300,21 @@ def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path)
     assert archive.clear_staging() == 1
     assert not (tmp_path / "archive" / left).exists()
     assert (tmp_path / "archive" / fresh / "d.pdf").read_bytes() == b"four"
+
+
+def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path: Path) -> None:
+    archive = Archive(tmp_path / "archive")
+    raw = b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"
+    sha, relative = archive.put_raw(raw)
+
+    staging, stored = archive.stage(
+        [("original.eml", raw), ("list.pdf", b"%PDF-1.4")], originals={sha: relative}
+    )
+    archive.place(staging, "filed/X")
+
+    kept, filed = tmp_path / "archive" / relative, tmp_path / "archive" / "filed/X/original.eml"
+    assert filed.read_bytes() == raw and os.path.samefile(kept, filed)
+    assert kept.stat().st_mode & 0o777 == 0o444  # evidence: nobody edits it by accident
+    assert stored[0].sha256 == sha
+    other = archive.stage([("original.eml", raw + b"changed")], originals={sha: relative})
+    assert not os.path.samefile(kept, tmp_path / "archive" / other[0] / "original.eml")

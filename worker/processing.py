@@ -229,6 +229,7 @@ def _finish(
                 else None,
                 hold=hold,
             ),
+            original=(row.sha256, row.raw_path),
         )
     except Exception:
         # Nothing was committed: give the message back at once rather than after the

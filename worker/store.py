@@ -18,7 +18,7 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -623,8 +623,11 @@ class Database:
         *,
         now: datetime,
         ack_limits: AckLimits | None = None,
+        original: tuple[str, str] | None = None,
     ) -> list[int]:
         """Record an outcome, file its submissions and queue their acknowledgements — one commit.
+
+        ``original``: the message's (sha256, raw path), so that its filed copy is a link.
 
         Returns the ids of the outbox rows to send. If the commit fails, the folders written
         for it are removed again, so nothing is filed that the database does not know.
@@ -635,8 +638,9 @@ class Database:
         # are written, which kept the other pool processes waiting (docs/PERFORMANCE.md).
         staged: list[tuple[str, list[StoredFile]]] = []
         try:
+            originals = dict([original]) if original else None
             for planned in outcome.submissions:
-                staged.append(archive.stage(planned.files))
+                staged.append(archive.stage(planned.files, originals=originals))
             with self.session() as s:
                 message = s.get(Message, message_id)
                 if message is None or message.status != Status.processing:
@@ -1681,13 +1685,15 @@ class Archive:
             raise ArchiveError(f"path escapes the archive: {relative!r}")
         return path
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
+    def _write_atomic(self, path: Path, data: bytes, *, read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
+                if read_only:
+                    os.fchmod(out.fileno(), 0o444)
                 os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
@@ -1702,14 +1708,25 @@ class Archive:
         if self._inside(_tombstone(relative)).exists():
             return sha, relative  # purged (worker/retention.py): the same mail is not kept again
         if not (path.exists() and path.stat().st_size == len(raw)):
-            self._write_atomic(path, raw)
+            # Read-only: the mail as received is evidence, and a filed copy shares its inode.
+            self._write_atomic(path, raw, read_only=True)
         return sha, relative
 
     def read(self, relative: str) -> bytes:
         return self._inside(relative).read_bytes()
 
-    def file_folder(self, relative_folder: str, files: list[tuple[str, bytes]]) -> list[StoredFile]:
-        """Write ``files`` (wanted name, bytes) into one folder; names made safe and unique."""
+    def file_folder(
+        self,
+        relative_folder: str,
+        files: list[tuple[str, bytes]],
+        *,
+        originals: Mapping[str, str] | None = None,
+    ) -> list[StoredFile]:
+        """Write ``files`` (wanted name, bytes) into one folder; names made safe and unique.
+
+        A file whose bytes are a raw mail the archive keeps already (``originals``: sha256 to
+        its path) becomes a hard link to it rather than a second copy: a filed mail's
+        ``original.eml`` no longer costs its size twice, nor a write and an fsync."""
         folder = self._inside(relative_folder)
         stored: list[StoredFile] = []
         used: set[str] = set()
@@ -1723,17 +1740,36 @@ class Archive:
                 n += 1
                 name = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
             used.add(name.casefold())
-            self._write_atomic(self._inside(f"{relative_folder}/{name}"), data)
-            stored.append(StoredFile(name, wanted, hashlib.sha256(data).hexdigest(), len(data)))
+            path, sha = self._inside(f"{relative_folder}/{name}"), hashlib.sha256(data).hexdigest()
+            if not (originals and sha in originals and self._link(originals[sha], path, data)):
+                self._write_atomic(path, data)
+            stored.append(StoredFile(name, wanted, sha, len(data)))
         if not files:
             folder.mkdir(parents=True, exist_ok=True)
         return stored
 
-    def stage(self, files: list[tuple[str, bytes]]) -> tuple[str, list[StoredFile]]:
+    def _link(self, relative_original: str, path: Path, data: bytes) -> bool:
+        """Hard-link ``path`` to a kept raw mail holding ``data``; False when it cannot be
+        (another file system, no links there, the raw mail purged or not as expected)."""
+        original = self._inside(relative_original)
+        try:
+            if original.stat().st_size != len(data):
+                return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.link(original, path)
+        except OSError:
+            return False
+        return True
+
+    def stage(
+        self, files: list[tuple[str, bytes]], *, originals: Mapping[str, str] | None = None
+    ) -> tuple[str, list[StoredFile]]:
         """``file_folder`` into a new folder under ``.staging/``, for ``place`` to move where
-        it belongs; (the staging folder, what was stored)."""
+        it belongs; (the staging folder, what was stored). The folder's entries are durable
+        when this returns."""
         relative = f"{STAGING}/{uuid.uuid4().hex}"
-        stored = self.file_folder(relative, files)
+        stored = self.file_folder(relative, files, originals=originals)
+        _fsync_directory(self._inside(relative))
         return relative, stored
 
     def place(self, staging: str, relative_folder: str) -> None:
@@ -1744,11 +1780,7 @@ class Archive:
         self.remove_folder(relative_folder)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.rename(source, target)
-        directory = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        _fsync_directory(target.parent)
 
     def clear_staging(self, older_than: timedelta = timedelta(hours=1)) -> int:
         """Remove staging folders a killed worker left behind; how many."""
@@ -1797,6 +1829,14 @@ class Archive:
 
 
 STAGING = ".staging"  # in the archive: submissions' files written before their transaction
+
+
+def _fsync_directory(path: Path) -> None:
+    directory = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _tombstone(relative_raw: str) -> str:
