@@ -37,6 +37,7 @@ KIND_LABELS = {
 
 
 @cache
+@cache  # one environment per process: a new one compiled every template again, every mail
 def _templates() -> Environment:
     return Environment(
         loader=PackageLoader("worker", "templates"),
