@@ -113,12 +113,20 @@ def mime_depth(raw: bytes, *, stop_above: int) -> int:
 
     A line ``--b`` or ``--b--`` closes whatever was opened inside ``b``; a part's header
     block that declares a multipart with a boundary opens a level, ``message/rfc822`` opens
-    one whose body starts with another header block.
+    one whose body starts with another header block. Inside a body only the lines that start
+    with ``--`` matter, and the others are skipped without being cut out (a 35 MB attachment
+    is half a million lines).
     """
     stack: list[bytes | None] = []  # boundaries, None for an attached mail's level
     deepest = 0
     in_header, block = True, []
-    for line in raw.splitlines():
+    pos, size = 0, len(raw)
+    while pos < size:
+        if not in_header and not raw.startswith(b"--", pos):
+            pos = _next_delimiter_line(raw, pos)
+            if pos < 0:
+                break
+        line, pos = _line_at(raw, pos)
         if in_header:
             if line.strip():
                 block.append(line)
@@ -136,8 +144,6 @@ def mime_depth(raw: bytes, *, stop_above: int) -> int:
             if deepest > stop_above:
                 return deepest
             continue
-        if not line.startswith(b"--"):
-            continue
         token = line.rstrip()[2:]
         closing = token.endswith(b"--")
         for level in range(len(stack) - 1, -1, -1):
@@ -152,6 +158,28 @@ def mime_depth(raw: bytes, *, stop_above: int) -> int:
                     in_header = True  # a new part: its header block follows
                 break
     return deepest
+
+
+def _line_at(raw: bytes, pos: int) -> tuple[bytes, int]:
+    """The line that starts at ``pos`` (without its end: CR LF, LF or CR, as
+    ``bytes.splitlines`` cuts) and where the next one starts."""
+    newline = raw.find(b"\n", pos)
+    stop = len(raw) if newline < 0 else newline
+    carriage = raw.find(b"\r", pos, stop)
+    if carriage >= 0:
+        after = carriage + 2 if raw.startswith(b"\r\n", carriage) else carriage + 1
+        return raw[pos:carriage], after
+    return raw[pos:stop], stop + 1
+
+
+def _next_delimiter_line(raw: bytes, pos: int) -> int:
+    """Where the next line that starts with ``--`` begins, after ``pos``; -1 if none does."""
+    at = raw.find(b"-", pos)  # one byte: a memchr, through a base64 body (no "-") at once
+    while at >= 0:
+        if raw.startswith(b"-", at + 1) and raw[at - 1 : at] in (b"\n", b"\r"):
+            return at
+        at = raw.find(b"-", at + 1)
+    return -1
 
 
 def check_raw(raw: bytes, limits: Limits) -> str | None:

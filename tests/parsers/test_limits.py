@@ -6,6 +6,8 @@ import sys
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from config.registry import load_directory, load_registry
 from parsers.analysis import analyse
@@ -153,3 +155,65 @@ def test_analyse_refuses_each_limit_in_turn_with_its_reason() -> None:
     # Within every limit, the same mail is analysed as usual.
     analysis = analyse(raw, registry=load_registry(), directory=load_directory())
     assert analysis.state.iso3 == "FRA"
+
+
+def _depth_line_by_line(raw: bytes, stop_above: int) -> int:
+    """mime_depth as it was first written, every line cut out: the oracle for the version that
+    skips a body's lines."""
+    from parsers.limits import _BOUNDARY, _content_type
+
+    stack: list[bytes | None] = []
+    deepest, in_header, block = 0, True, []
+    for line in raw.splitlines():
+        if in_header:
+            if line.strip():
+                block.append(line)
+                continue
+            ctype = _content_type(block)
+            in_header, block = False, []
+            if ctype.startswith(b"multipart/"):
+                match = _BOUNDARY.search(ctype)
+                if match:
+                    stack.append(match.group(1) or match.group(2))
+            elif ctype.startswith((b"message/rfc822", b"message/global")):
+                stack.append(None)
+                in_header = True
+            deepest = max(deepest, len(stack))
+            if deepest > stop_above:
+                return deepest
+            continue
+        if not line.startswith(b"--"):
+            continue
+        token = line.rstrip()[2:]
+        closing = token.endswith(b"--")
+        for level in range(len(stack) - 1, -1, -1):
+            boundary = stack[level]
+            if boundary is not None and (token == boundary or (closing and token[:-2] == boundary)):
+                del stack[level + 1 :]
+                if closing:
+                    stack.pop()
+                else:
+                    in_header = True
+                break
+    return deepest
+
+
+PIECES = [
+    b"Content-Type: multipart/mixed; boundary=b\n",
+    b'Content-Type: multipart/mixed; boundary="c"\r\n',
+    b"Content-Type: message/rfc822\n",
+    b"--b\r\n", b"--b--\n", b"--c\n", b"\r--b\r", b"\n\n", b"\r\n", b"\r", b"\n",
+    b"-", b"--", b"a-b", b"QUJD", b"x",
+]  # fmt: skip
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(PIECES), max_size=40), st.integers(1, 6))
+@example(  # a delimiter line after a lone CR: a line of its own for splitlines too
+    [PIECES[0], b"\n", b"x", b"\r--b\r", PIECES[1], b"\n"], 5
+)
+def test_mime_depth_skipping_body_lines_counts_as_reading_every_line(
+    pieces: list[bytes], stop_above: int
+) -> None:
+    raw = b"".join(pieces)
+    assert mime_depth(raw, stop_above=stop_above) == _depth_line_by_line(raw, stop_above)
