@@ -12,10 +12,13 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.app import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = shutil.which("docker-compose")
@@ -365,8 +368,12 @@ def healthcheck() -> Any:
 def test_the_process_check_finds_a_live_process_and_not_itself(healthcheck: Any) -> None:
     marker = f"--ccm-marker-{os.getpid()}"
     assert healthcheck.main(["process", marker]) == 1  # its own command line does not count
-    proc = subprocess.Popen(["sh", "-c", "sleep 30", marker])
+    # Not `sh -c "sleep 30" marker`: a shell may exec sleep in its place, marker and all gone.
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", marker])
     try:
+        # Popen may return while the child is still inside exec, its command line empty.
+        cmdline = Path(f"/proc/{proc.pid}/cmdline")
+        wait_until(lambda: cmdline.read_bytes(), 10, "the child's command line")
         assert healthcheck.main(["process", marker]) == 0
     finally:
         proc.kill()

@@ -463,6 +463,7 @@ def _key(settings: Settings) -> tuple[object, ...]:
         settings.imap_tls_verify,
         settings.imap_ca_file,
         settings.imap_timeout,
+        *oauth.identity(settings),
     )
 
 

@@ -114,6 +114,7 @@ def _key(settings: Settings) -> tuple[object, ...]:
         settings.smtp_tls_verify,
         settings.smtp_ca_file,
         settings.smtp_timeout,
+        *oauth.identity(settings),
     )
 
 

@@ -120,6 +120,24 @@ def default_scope(settings: Settings) -> str:
     return ""
 
 
+def identity(settings: Settings) -> tuple[object, ...]:
+    """What a login with a token depends on besides the server: a kept connection (IMAP,
+    SMTP) is reused only while these are the same. The data directory holds the token cache."""
+    return (
+        settings.data_dir,
+        settings.oauth_flow,
+        settings.oauth_tenant,
+        settings.oauth_authority,
+        settings.oauth_token_url,
+        settings.oauth_client_id,
+        settings.oauth_client_secret.get_secret_value(),
+        settings.oauth_refresh_token.get_secret_value(),
+        settings.oauth_scope,
+        settings.oauth_mechanism,
+        settings.oauth_ca_file,
+    )
+
+
 def access_token(settings: Settings, *, now: float | None = None) -> Token:
     """A token with at least ``MARGIN`` seconds left: the kept one, or a new one."""
     path = token_path(settings)
