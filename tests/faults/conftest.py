@@ -35,6 +35,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
 
+from config.settings import load_settings
 from tests import servers
 from tests.app import WorkerProcess, wait_until
 from tests.golden.build import cases
@@ -378,6 +379,27 @@ def _files_on_disk(folder: Path) -> dict[str, str]:
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".tmp-")
     }
+
+
+def verdict_for(
+    env: dict[str, str],
+    db_url: str,
+    backlog: list[Mail],
+    sink: servers.SmtpSink,
+    imap: Any,
+    account: tuple[str, str],
+) -> Verdict:
+    """``verify`` for a service that ran with ``env`` (its archive), on this test's servers."""
+    user, password = account
+    return verify(
+        db_url=db_url,
+        archive=load_settings(env).archive_path,
+        backlog=backlog,
+        sink=sink,
+        imap=imap,
+        user=user,
+        password=password,
+    )
 
 
 def verify(

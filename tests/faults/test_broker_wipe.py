@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings
 from tests.app import wait_until
 from tests.faults.conftest import (
     append_all,
@@ -25,7 +24,7 @@ from tests.faults.conftest import (
     seeded,
     sized,
     start_worker,
-    verify,
+    verdict_for,
     wait_finished,
     wait_logged,
     wait_settled,
@@ -80,15 +79,7 @@ def test_a_broker_wiped_mid_run_loses_nothing_and_doubles_nothing(
         recover = wait_settled(sqlite_url, MAILS)
         assert not worker.proc_exited(), "the worker died with the broker"
         log = worker.text()
-    verdict = verify(
-        db_url=sqlite_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, sqlite_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "Redis wiped mid-run",
@@ -150,15 +141,7 @@ def test_a_worker_that_dies_on_its_own_is_started_again_and_finishes_the_work(
         recover = wait_settled(sqlite_url, RESPAWN_MAILS)
         assert not worker.proc_exited(), "ccm-intake run ended with its worker"
         log = worker.text()
-    verdict = verify(
-        db_url=sqlite_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, sqlite_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "Celery worker ends under ccm-intake run",

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings
 from tests.app import wait_until
 from tests.faults.conftest import (
     append_all,
@@ -36,7 +35,7 @@ from tests.faults.conftest import (
     query,
     sized,
     start_worker,
-    verify,
+    verdict_for,
     wait_settled,
     workers,
 )
@@ -163,15 +162,7 @@ def test_a_full_archive_disk_keeps_the_mail_in_the_inbox_and_reports_it_until_fi
         filler.unlink()
         recover = wait_settled(sqlite_url, len(backlog))
         log = worker.text()
-    verdict = verify(
-        db_url=sqlite_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, sqlite_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "archive disk full (tmpfs)",

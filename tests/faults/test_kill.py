@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings
 from tests.faults.conftest import (
     FULL,
     append_all,
@@ -26,7 +25,7 @@ from tests.faults.conftest import (
     seeded,
     sized,
     start_worker,
-    verify,
+    verdict_for,
     wait_settled,
     workers,
 )
@@ -88,15 +87,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_does_nothing_twice(
         running.append(last)
         recover = wait_settled(db_url, MAILS)
         log = last.text()
-    verdict = verify(
-        db_url=db_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, db_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "kill -9 of the worker's process tree",

@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.pool import NullPool
 
-from config.settings import load_settings
 from tests.app import wait_until
 from tests.faults.conftest import (
     Fault,
@@ -33,7 +32,7 @@ from tests.faults.conftest import (
     seeded,
     sized,
     start_worker,
-    verify,
+    verdict_for,
     wait_finished,
     wait_settled,
     workers,
@@ -89,15 +88,7 @@ def test_dovecot_restarted_mid_fetch_and_mid_move_loses_and_doubles_nothing(
         proxy.close()
         dovecot.start()  # a no-op when it runs; a failure above must not leave it stopped
     ((error, error_at, success_at),) = poll_health(sqlite_url)
-    verdict = verify(
-        db_url=sqlite_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, sqlite_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "Dovecot restarted mid-FETCH and mid-MOVE",
@@ -171,15 +162,7 @@ def test_an_smtp_server_down_for_a_while_gets_each_mail_once_after_backoff(
         sqlite_url,
         "select key, attempts, next_attempt_at, sent_at, status from outbox where attempts > 1",
     )
-    verdict = verify(
-        db_url=sqlite_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=own_smtp.sink,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, sqlite_url, backlog, own_smtp.sink, dovecot, account)
     figures.append(
         {
             "scenario": "SMTP server down for a while",
@@ -250,15 +233,7 @@ def test_postgresql_restarted_mid_run_loses_and_doubles_nothing(
             arrived += len(share)
         recover = wait_settled(pg_url, PG_MAILS)
         log = worker.text()
-    verdict = verify(
-        db_url=pg_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, pg_url, backlog, smtp, dovecot, account)
     figures.append(
         {
             "scenario": "PostgreSQL restarted mid-run",

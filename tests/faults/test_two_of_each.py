@@ -37,7 +37,7 @@ from tests.faults.conftest import (
     seeded,
     sized,
     start_worker,
-    verify,
+    verdict_for,
     wait_settled,
     workers,
 )
@@ -151,15 +151,7 @@ def test_two_workers_and_two_beats_poll_one_at_a_time_and_send_each_mail_once(
     digest_runs = tasks_run(both, "ccm.digest")
     remind_runs = tasks_run(both, "ccm.remind")
     polls = [tasks_run(log, "ccm.poll") for log in logs]
-    verdict = verify(
-        db_url=pg_url,
-        archive=load_settings(env).archive_path,
-        backlog=backlog,
-        sink=smtp,
-        imap=dovecot,
-        user=user,
-        password=password,
-    )
+    verdict = verdict_for(env, pg_url, backlog, smtp, dovecot, account)
     sent_keys = {r.key for r in ledger if r.status == "sent"}
     figures.append(
         {
