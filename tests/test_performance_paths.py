@@ -299,3 +299,98 @@ def test_the_warm_up_files_go_through_each_reader() -> None:
     read = extract_all(parse_message(msg.as_bytes()), ocr=False)
     assert [(x.method, x.error) for x in read] == [("pdf", None), ("docx", None), ("xlsx", None)]
     assert all("warm-up" in x.text for x in read)
+
+
+# --- mailbox moves -------------------------------------------------------------------------
+
+
+def question(n: int) -> bytes:
+    mail = EmailMessage()
+    mail["From"] = f"Visitor {n} <visitor{n}@example.org>"
+    mail["To"] = "ccm@unog.ch"
+    mail["Subject"] = f"Question {n} about the meeting room"
+    mail["Message-ID"] = f"<question-{n}@example.org>"
+    mail.set_content("Which room is the meeting in? Thank you.")
+    return mail.as_bytes()
+
+
+def backlog_decided(ctx: Context, dovecot: Any, account: tuple[str, str]) -> list[int]:
+    """Five delegations from France and two questions, kept and decided, not yet moved."""
+    now = datetime.now(UTC)
+    for n in range(5):
+        raw = france_delegation(now).raw.replace(b"dfra.geneve@", f"d{n}@".encode())
+        append(dovecot, *account, raw.replace(b"Message-ID: <", f"Message-ID: <{n}.".encode()))
+    for n in range(2):
+        append(dovecot, *account, question(n))
+    result = intake.poll_once(ctx)
+    for message_id in result.new:
+        processing.process_message(ctx, message_id)
+    return list(result.new)
+
+
+def current_places(ctx: Context) -> dict[int, tuple[str, int, int, str]]:
+    """message id -> (mailbox, UIDVALIDITY, UID, action state) of where it is now."""
+    from worker.store import MessageLocation
+
+    with ctx.db.session() as s:
+        rows = s.query(MessageLocation).filter(MessageLocation.current.is_(True)).all()
+        return {r.message_id: (r.mailbox, r.uidvalidity, r.uid, r.action_state) for r in rows}
+
+
+def test_the_mail_of_one_folder_bound_for_one_place_moves_in_one_command(
+    ctx: Context, dovecot: Any, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One UID MOVE per destination, and each message's new place is the UID the server gave
+    it (COPYUID), checked against what that UID holds."""
+    ids = backlog_decided(ctx, dovecot, account)
+    calls: list[int] = []
+    real = mailbox.Inbox.move_many
+
+    def counted(self: mailbox.Inbox, uids: Any, folder: str) -> Any:
+        calls.append(len(uids))
+        return real(self, uids, folder)
+
+    monkeypatch.setattr(mailbox.Inbox, "move_many", counted)
+    actions, _ = intake.sync_mailbox(ctx)
+
+    assert actions == 7 and sorted(calls) == [2, 5]
+    places = current_places(ctx)
+    shas = {m.id: m.sha256 for m in ctx.db.recent_messages()}
+    with kept_inbox(ctx.settings) as inbox:
+        for message_id in ids:
+            key, validity, uid, _state = places[message_id]
+            folder = key.removeprefix(ctx.settings.account_key + "/")
+            assert folder != ctx.settings.imap_folder
+            assert inbox.select(folder).uidvalidity == validity
+            (mail,) = inbox.fetch_raw([uid])
+            assert hashlib.sha256(mail.raw).hexdigest() == shas[message_id]
+
+
+def test_a_move_the_server_refuses_is_tried_message_by_message(
+    ctx: Context, dovecot: Any, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one message the server will not move fails alone; the others of its group move."""
+    ids = backlog_decided(ctx, dovecot, account)
+    before = current_places(ctx)
+    bad = before[ids[2]][2]  # the UID of a delegation
+    real = mailbox.Inbox.move_many
+
+    def refusing(self: mailbox.Inbox, uids: Any, folder: str) -> Any:
+        if bad in uids:
+            raise MailboxError(f"IMAP move to {folder!r} failed: [b'NO message {bad} is odd']")
+        return real(self, uids, folder)
+
+    monkeypatch.setattr(mailbox.Inbox, "move_many", refusing)
+    actions, _ = intake.sync_mailbox(ctx)
+
+    after = current_places(ctx)
+    assert actions == 6
+    assert after[ids[2]] == (*before[ids[2]][:3], "failed")
+    moved = [i for i in ids if i != ids[2]]
+    assert all(after[i][0] != before[i][0] and after[i][3] == "done" for i in moved)
+
+
+def test_copyuid_sets_are_read_in_order() -> None:
+    assert mailbox._uid_set(b"4,7:9,12") == [4, 7, 8, 9, 12]
+    assert mailbox._uid_set(b"9:7") == [7, 8, 9]
+    assert mailbox._uid_set(b"1:999999999") == []  # no answer to a move of ours

@@ -63,6 +63,21 @@ _INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
 _RFC822_SIZE = re.compile(rb"RFC822\.SIZE (\d+)")
 
 
+def _uid_set(text: bytes) -> list[int]:
+    """The UIDs of an IMAP sequence set as COPYUID gives them (``4,7:9``), in its order."""
+    uids: list[int] = []
+    for part in text.split(b","):
+        first, _, last = part.partition(b":")
+        if not last:
+            uids.append(int(first))
+            continue
+        low, high = sorted((int(first), int(last)))
+        if high - low > 100_000:
+            return []  # not an answer to a move of ours
+        uids.extend(range(low, high + 1))
+    return uids
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
@@ -227,29 +242,42 @@ class Inbox:
     def move(self, uid: int, folder: str) -> tuple[int, int] | None:
         """Move one message; returns its (UIDVALIDITY, UID) in ``folder`` when the server
         says (UIDPLUS COPYUID), else None."""
+        return self.move_many([uid], folder).get(uid)
+
+    def move_many(self, uids: Sequence[int], folder: str) -> dict[int, tuple[int, int]]:
+        """Move these messages with one command; for each the server placed and said so
+        (UIDPLUS COPYUID), its (UIDVALIDITY, UID) in ``folder``. A UID missing from the
+        answer was not moved or not reported: look for it (``find``)."""
+        if not uids:
+            return {}
         self.ensure_folder(folder)
         client = self._box.client
+        wanted = ",".join(str(uid) for uid in uids)
         with _translated(f"move to {folder!r}"):
             client.untagged_responses.pop("OK", None)
             if "MOVE" in client.capabilities:
-                typ, data = client.uid("MOVE", str(uid), encode_folder(folder).decode("ascii"))
-            else:  # RFC 3501 alone: copy, then delete just this one
-                typ, data = client.uid("COPY", str(uid), encode_folder(folder).decode("ascii"))
+                typ, data = client.uid("MOVE", wanted, encode_folder(folder).decode("ascii"))
+            else:  # RFC 3501 alone: copy, then delete just these
+                typ, data = client.uid("COPY", wanted, encode_folder(folder).decode("ascii"))
                 if typ == "OK":
-                    client.uid("STORE", str(uid), "+FLAGS.SILENT", r"(\Deleted)")
+                    client.uid("STORE", wanted, "+FLAGS.SILENT", r"(\Deleted)")
                     if "UIDPLUS" in client.capabilities:
-                        client.uid("EXPUNGE", str(uid))
+                        client.uid("EXPUNGE", wanted)
                     else:
                         client.expunge()
             if typ != "OK":
                 raise MailboxError(f"IMAP move to {folder!r} failed: {data!r}")
             said = [d for d in data if isinstance(d, bytes)]
             said += [d for d in client.untagged_responses.pop("OK", []) if isinstance(d, bytes)]
+        placed: dict[int, tuple[int, int]] = {}
         for text in said:
             match = _COPYUID.search(text)
-            if match and match.group(3).isdigit():
-                return int(match.group(1)), int(match.group(3))
-        return None
+            if match:
+                sources, targets = _uid_set(match.group(2)), _uid_set(match.group(3))
+                if len(sources) == len(targets):  # else the answer cannot be read: look
+                    validity = int(match.group(1))
+                    placed.update((a, (validity, b)) for a, b in zip(sources, targets, strict=True))
+        return {uid: placed[uid] for uid in uids if uid in placed}
 
     def find(
         self, folder: str, message_id_header: str | None, sha256: str

@@ -890,32 +890,38 @@ class Database:
         self, location_id: int, mailbox: str, uidvalidity: int | None, uid: int | None
     ) -> None:
         """The message left this place; record where it went (when the server told us)."""
+        self.locations_moved([(location_id, mailbox, uidvalidity, uid)])
+
+    def locations_moved(self, moves: Sequence[tuple[int, str, int | None, int | None]]) -> None:
+        """``location_moved`` for several messages (location id, folder, UIDVALIDITY, UID),
+        in one commit."""
         with self.session() as s:
-            old = s.get(MessageLocation, location_id)
-            if old is None:
-                return
-            old.action_state, old.current = "done", False
-            if uidvalidity is None or uid is None:
-                return  # the server did not say: the message can no longer be moved by us
-            known = s.scalar(
-                select(MessageLocation).where(
-                    MessageLocation.mailbox == mailbox,
-                    MessageLocation.uidvalidity == uidvalidity,
-                    MessageLocation.uid == uid,
-                )
-            )
-            if known is None:
-                s.add(
-                    MessageLocation(
-                        message_id=old.message_id,
-                        mailbox=mailbox,
-                        uidvalidity=uidvalidity,
-                        uid=uid,
-                        target=None,
-                        action_state="done",
-                        current=True,
+            for location_id, mailbox, uidvalidity, uid in moves:
+                old = s.get(MessageLocation, location_id)
+                if old is None:
+                    continue
+                old.action_state, old.current = "done", False
+                if uidvalidity is None or uid is None:
+                    continue  # the server did not say: the message can no longer be moved by us
+                known = s.scalar(
+                    select(MessageLocation).where(
+                        MessageLocation.mailbox == mailbox,
+                        MessageLocation.uidvalidity == uidvalidity,
+                        MessageLocation.uid == uid,
                     )
                 )
+                if known is None:
+                    s.add(
+                        MessageLocation(
+                            message_id=old.message_id,
+                            mailbox=mailbox,
+                            uidvalidity=uidvalidity,
+                            uid=uid,
+                            target=None,
+                            action_state="done",
+                            current=True,
+                        )
+                    )
 
     # -- outbox ----------------------------------------------------------------------------
 
