@@ -749,6 +749,7 @@ class Lifted:
     source: memoryview  # the bytes the bodies were lifted from
     bodies: dict[bytes, bytes]  # marker (what the short line decodes to) -> the decoded body
     lines: dict[bytes, tuple[bytes, int, int]]  # the short line -> its marker, where it was
+    prefix: bytes = b""  # what every short line starts with (the part of the marker they share)
 
     @classmethod
     def from_raw(cls, raw: bytes) -> Lifted:
@@ -759,22 +760,37 @@ class Lifted:
         secret = os.urandom(12).hex().encode()  # a sender cannot forge a marker it does not know
         pieces: list[bytes | memoryview] = []
         done = 0
-        for found in _encoding_headers(raw):
-            head_end = _BLANK_LINE.search(raw, found.end())
-            if head_end is None or found.start() < done:
+        # Every search below stays between the neighbouring encoding headers (and within a
+        # window): hostile bytes may repeat the header a million times, and each look must not
+        # cover the whole message again. A part whose header block or body holds another
+        # encoding header is not plain base64 anyway.
+        headers = list(_encoding_headers(raw))
+        for number, found in enumerate(headers):
+            if found.start() < done:
+                continue
+            previous = headers[number - 1].start() if number else 0
+            following = headers[number + 1].start() if number + 1 < len(headers) else len(raw)
+            head_end = _BLANK_LINE.search(
+                raw, found.end(), min(following, found.end() + _HEAD_WINDOW)
+            )
+            if head_end is None:
                 continue
             start = head_end.end()
-            # The part's header block: from the last blank line or delimiter line before it.
+            # The part's header block: after the delimiter line before it (or the blank line
+            # that ends an attached mail's part header).
+            low = max(done, previous, found.start() - _HEAD_WINDOW)
+            after = max(raw.rfind(b"\n--", low, found.start()), low)
             head_start = max(
-                raw.rfind(b"\n\n", done, found.start()),
-                raw.rfind(b"\n\r\n", done, found.start()),
-                raw.rfind(b"\n--", done, found.start()),
-                done,
+                raw.rfind(b"\n\n", after, found.start()),
+                raw.rfind(b"\n\r\n", after, found.start()),
+                after,
             )
             head = view[head_start : head_end.start()]
             if len(_CTE_ANY.findall(head)) != 1 or _CONTAINER_TYPE.search(head):
                 continue
-            end = raw.find(b"\n--", start)  # base64 has no "-": the part's delimiter line
+            end = raw.find(b"\n--", start, following)  # base64 has no "-": the delimiter line
+            if end < 0 and following < len(raw):
+                continue  # the body runs into the next encoding header: not plain base64
             end = len(raw) if end < 0 else end - (raw[end - 1 : end] == b"\r")
             if end - start < LIFT_BYTES or not _BASE64_BODY.fullmatch(raw, start, end):
                 continue
@@ -784,6 +800,7 @@ class Lifted:
                 continue
             marker = b"ccm-lifted-%s-%06d" % (secret, len(lifted.bodies))
             line = base64.b64encode(marker)
+            lifted.prefix = line[:_PREFIX_CHARS]
             lifted.bodies[marker], lifted.lines[line] = body, (marker, start, end)
             pieces += [view[done:start], line]
             done = end
@@ -798,6 +815,8 @@ class Lifted:
         part written out again with ``newline`` line ends, or read undecoded)."""
         if len(data) == _MARKER_BYTES and data in self.bodies:
             return self.bodies[data]
+        if not self.prefix or self.prefix not in data:
+            return data  # one look, however many bodies were lifted
         for line, (_marker, start, end) in self.lines.items():
             if line in data:
                 original = bytes(self.source[start:end])
@@ -812,11 +831,13 @@ def _encoding_headers(raw: bytes) -> Iterator[re.Match[bytes]]:
     searches (a case-insensitive regex over 35 MB took a quarter of a second); a header
     spelled in mixed case past its first letters is not found, and its body is parsed as
     usual."""
-    starts = set()
+    starts = []
     for needle in (b"ransfer-", b"RANSFER-"):
         at = raw.find(needle)
         while at >= 0:
-            starts.add(raw.rfind(b"\n", 0, at) + 1)
+            line = at - len(b"Content-T")  # where the line starts if it is the header
+            if line == 0 or (line > 0 and raw[line - 1 : line] == b"\n"):
+                starts.append(line)
             at = raw.find(needle, at + 1)
     for start in sorted(starts):
         found = _CTE_BASE64.match(raw, start)
@@ -825,6 +846,8 @@ def _encoding_headers(raw: bytes) -> Iterator[re.Match[bytes]]:
 
 
 _MARKER_BYTES = len(b"ccm-lifted-") + 24 + 1 + 6
+_PREFIX_CHARS = (len(b"ccm-lifted-") + 24 + 1) // 3 * 4  # base64 of the shared 36 bytes
+_HEAD_WINDOW = 64 * 1024  # a part's header block is not longer than this
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 
 

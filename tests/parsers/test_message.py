@@ -459,3 +459,16 @@ def test_a_sender_cannot_pass_off_a_part_as_a_lifted_body() -> None:
                         filename="big.bin")  # fmt: skip
     parsed = parse_message(mail.as_bytes())
     assert [a.data for a in parsed.attachments] == [marker, b"x" * 200_000]
+
+
+def test_encoding_headers_repeated_in_a_body_lift_nothing_and_parse() -> None:
+    """Each look for a large body stays between neighbouring encoding headers: a body that
+    repeats the header (with or without blank lines) is read once, not once per header."""
+    head = b"From: a@example.org\r\nSubject: x\r\nContent-Type: text/plain\r\n\r\n"
+    for body in (
+        b"Content-Transfer-Encoding: base64\r\n\r\nQUJD\r\n" * 50_000,
+        b"Content-Transfer-Encoding: base64\r\n" * 50_000,
+    ):
+        raw = head + body
+        assert message_module.Lifted.from_raw(raw).bodies == {}
+        assert parse_message(raw).text.startswith("Content-Transfer-Encoding: base64")
