@@ -394,3 +394,15 @@ def test_copyuid_sets_are_read_in_order() -> None:
     assert mailbox._uid_set(b"4,7:9,12") == [4, 7, 8, 9, 12]
     assert mailbox._uid_set(b"9:7") == [7, 8, 9]
     assert mailbox._uid_set(b"1:999999999") == []  # no answer to a move of ours
+
+
+def test_a_group_of_kept_mail_is_cut_short_when_its_mails_are_large(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(intake, "KEEP_GROUP_BYTES", 100)
+    now = datetime.now(UTC)
+    small = [mailbox.RawMail(uid, now, b"x" * 10) for uid in range(1, 13)]
+    large = [mailbox.RawMail(uid, now, b"x" * 60) for uid in range(20, 25)]
+
+    assert [len(g) for g in intake._groups(small, 10)] == [10, 2]
+    assert [len(g) for g in intake._groups(large, 10)] == [2, 2, 1]

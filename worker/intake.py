@@ -30,6 +30,7 @@ Opener = Callable[[Settings], AbstractContextManager[Inbox]]
 # costs a commit and a queued task per group, small enough that its first mails are processed
 # while the rest is still fetched (docs/PERFORMANCE.md).
 KEEP_GROUP = 10
+KEEP_GROUP_BYTES = 8 * 1024 * 1024  # ... or fewer, once they hold this much
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +141,16 @@ def keep_mails(
 
 
 def _groups(mails: Iterable[RawMail], size: int) -> Iterator[list[RawMail]]:
+    """``size`` mails at a time, or fewer once they hold ``KEEP_GROUP_BYTES``: a backlog of
+    large mails must not be held ten at a time (the fetch holds one FETCH's answer)."""
     group: list[RawMail] = []
+    held = 0
     for mail in mails:
         group.append(mail)
-        if len(group) >= size:
+        held += len(mail.raw)
+        if len(group) >= size or held >= KEEP_GROUP_BYTES:
             yield group
-            group = []
+            group, held = [], 0
     if group:
         yield group
 

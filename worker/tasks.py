@@ -122,8 +122,8 @@ def process(self: Task[[int], str], message_id: int) -> str:
 @app.task(name="ccm.process_many")
 def process_many(message_ids: list[int]) -> str:
     """A group of messages kept by one poll, one after the other: a task per group, not per
-    message (Celery's own work per task was a sixth of a backlog's time, docs/PERFORMANCE.md).
-    Each message is still its own claim and commit; one that fails leaves the others alone."""
+    message (Celery's and Redis's work per task, docs/PERFORMANCE.md). Each message is still
+    its own claim and commit; one that fails leaves the others alone."""
     summaries = []
     for message_id in message_ids:
         try:
