@@ -220,7 +220,7 @@ def _join(*notes: str | None) -> str | None:
 
 def _row(cells: Iterable[str]) -> tuple[str, ...]:
     """Cells stripped, white space collapsed, trailing empty cells dropped."""
-    out = [" ".join(c.split()) for c in cells]
+    out = [" ".join(c.split()) if c else "" for c in cells]  # a sheet's rows are mostly empty
     while out and not out[-1]:
         out.pop()
     return tuple(out[:MAX_COLUMNS])
