@@ -15,6 +15,7 @@ from typing import Any
 
 from imap_tools import MailBoxUnencrypted
 from imap_tools.errors import MailboxAppendError
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -224,3 +225,21 @@ def folder_subjects(imap: Any, user: str, password: str) -> dict[str, list[str]]
             box.folder.set(info.name)
             found[info.name] = [m.subject for m in box.fetch(mark_seen=False, bulk=True)]
     return found
+
+
+def rows(db_url: str, sql: str, **params: object) -> list[Any]:
+    """The rows of one query, on a connection of its own (it sees what the service committed)."""
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(text(sql), params))
+    finally:
+        engine.dispose()
+
+
+def count(db_url: str, sql: str) -> int:
+    """The first value of ``rows``; 0 while the service has not created its schema yet."""
+    try:
+        return int(rows(db_url, sql)[0][0])
+    except Exception:
+        return 0

@@ -8,29 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from config.settings import load_settings
-from tests.app import WorkerProcess, append, folder_subjects, wait_until
+from tests.app import WorkerProcess, append, count, folder_subjects, rows, wait_until
 from worker.samples import bounce, france_delegation, out_of_office
 
 pytestmark = pytest.mark.slow
-
-
-def rows(db_url: str, sql: str) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    finally:
-        engine.dispose()
-
-
-def count(db_url: str, sql: str) -> int:
-    try:
-        return int(rows(db_url, sql)[0][0])
-    except Exception:  # the worker has not created the schema yet
-        return 0
 
 
 def test_a_note_verbale_with_a_pdf_is_filed_under_its_state_and_acknowledged_once(

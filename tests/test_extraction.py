@@ -352,7 +352,7 @@ def test_a_reader_is_retired_after_its_quota_of_messages(monkeypatch: pytest.Mon
 def test_a_reader_that_grew_by_reading_a_large_file_is_retired(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(extraction, "READER_GROWTH_MB", 0)  # any growth at all
+    monkeypatch.setattr(extraction, "READER_GROWTH_MB", -1)  # any reading at all
     msg = make_message()
 
     extract_isolated(msg)

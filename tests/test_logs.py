@@ -17,14 +17,12 @@ import warnings
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from config.settings import load_settings
 from tests import servers
-from tests.app import ROOT, append, wait_until
+from tests.app import ROOT, append, count, rows, wait_until
 from worker import logs, redaction
 from worker.samples import france_delegation
 
@@ -157,17 +155,6 @@ def test_celerys_task_lines_name_what_the_task_is_about(
     assert found == expected and record.task == task
 
 
-def rows(db_url: str, sql: str) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    except Exception:  # the worker has not created the schema yet
-        return []
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.slow
 def test_a_real_worker_logs_json_with_the_message_and_its_reference(
     tmp_path: Path,
@@ -198,7 +185,7 @@ def test_a_real_worker_logs_json_with_the_message_and_its_reference(
 
         wait_until(ready, 60, "celery ready")
         append(dovecot, user, password, france_delegation(datetime.now(UTC)).raw)
-        wait_until(lambda: rows(sqlite_url, "select reference from submission"), 60, "filing")
+        wait_until(lambda: count(sqlite_url, "select count(*) from submission"), 60, "filing")
         smtp.wait_for_count(1, timeout=60)
         wait_until(lambda: b'"sent ack:' in stderr_path.read_bytes(), 30, "the sent line")
     finally:

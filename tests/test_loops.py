@@ -38,10 +38,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from config.settings import load_settings
-from tests.app import WorkerProcess, append, folder_subjects, keep
+from tests.app import WorkerProcess, append, count, folder_subjects, keep, rows
 from tests.golden.mail import DELEGATION, delegation_rows, message, note, pdf
 from worker.compose import Outgoing
 from worker.store import Archive, Database, Outcome, PlannedSubmission, Status, outbox_row
@@ -62,22 +61,6 @@ Responder = Callable[[EmailMessage, int], bytes | None]  # (mail received, round
 
 
 # ---------------------------------------------------------------------------- the database
-
-
-def rows(db_url: str, sql: str, **params: object) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
-
-
-def count(db_url: str, sql: str) -> int:
-    try:
-        return int(rows(db_url, sql)[0][0])
-    except Exception:  # the worker has not created the schema yet
-        return 0
 
 
 # ---------------------------------------------------------------------------- the mails

@@ -22,12 +22,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 import redis
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from config.settings import ConfigError, Settings, load_settings
 from tests import servers
-from tests.app import ROOT, WorkerProcess, append, run_cli, service_env, wait_until
+from tests.app import ROOT, WorkerProcess, append, count, rows, run_cli, service_env, wait_until
 from worker import tls
 from worker.compose import Outgoing
 from worker.mailbox import MailboxError, open_inbox
@@ -467,17 +466,6 @@ def secret_env(
     return env
 
 
-def rows(db_url: str, sql: str) -> list[Any]:
-    engine = create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql)))
-    except Exception:  # the worker has not created the schema yet
-        return []
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.slow
 def test_a_worker_on_a_password_protected_redis_files_and_acknowledges(
     tmp_path: Path,
@@ -497,7 +485,7 @@ def test_a_worker_on_a_password_protected_redis_files_and_acknowledges(
     sample = france_delegation(datetime.now(UTC))
     with WorkerProcess(env, tmp_path / "worker.log", "--loglevel", "DEBUG") as worker:
         append(dovecot, user, IMAP_SECRET, sample.raw)
-        wait_until(lambda: rows(pg_url, "select reference from submission"), 60, "a submission")
+        wait_until(lambda: count(pg_url, "select count(*) from submission"), 60, "a submission")
         (ack,) = smtp.wait_for_count(1, timeout=60)
         log = worker.text()
     assert rows(pg_url, "select state_iso3, kind from submission") == [("FRA", "delegation")]

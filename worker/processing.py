@@ -16,6 +16,7 @@ from parsers.attachments import unpack
 from parsers.limits import Limits, OverLimit
 from parsers.message import UnparseableMessage
 from parsers.states import State
+from worker import mailer
 from worker.compose import KIND_LABELS, Outgoing, ReceivedFile, compose_ack, renewed
 from worker.logs import about_message, bind
 from worker.runtime import Context, analyse_message, message_limits
@@ -100,6 +101,20 @@ def process_message(
     if bounce is not None and bounce.kind == "bounce" and bounce.permanent:
         # Reported in the digest; reminders skip the address until someone fixes it.
         ctx.db.mark_contacts_failing(bounce.failed_recipients, bounce.reason, now)
+    return done
+
+
+def process_and_acknowledge(ctx: Context, message_id: int) -> Processed:
+    """``process_message``, then its acknowledgements sent at once from this process (over
+    its kept SMTP connection): a mission hears back as soon as its mail is filed, and a backlog
+    queues no task per acknowledgement. One that cannot go now stays in the outbox, where the
+    beat's outbox run finds it."""
+    done = process_message(ctx, message_id)
+    for outbox_id in done.outbox_ids:
+        try:
+            mailer.send_due(ctx.db, ctx.settings, only=outbox_id)
+        except Exception:  # the row waits in the outbox; the message is done
+            log.exception("outbox %s: not sent now; the outbox run tries again", outbox_id)
     return done
 
 

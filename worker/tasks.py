@@ -109,12 +109,14 @@ def poll() -> str:
 @app.task(name="ccm.process", bind=True, max_retries=CONFLICT_RETRIES)
 def process(self: Task[[int], str], message_id: int) -> str:
     try:
-        done = _process_and_answer(message_id)
+        done = processing.process_and_acknowledge(get_context(), message_id)
     except Conflict as exc:
         # Two workers numbered the same State's submission at once; the message was given
         # back. Again in a moment, not after CCM_RETRY_GRACE (a backlog's last mail waited
         # two minutes for the poll to re-queue it).
         raise self.retry(exc=exc, countdown=random.uniform(0.1, 1.0)) from None
+    # Celery's own "succeeded" line for this task names the message and its reference too.
+    bind(message_id=message_id, reference=", ".join(done.references))
     _queue_once(mailbox_actions, "mailbox_actions")
     return done.summary
 
@@ -128,7 +130,8 @@ def process_many(message_ids: list[int]) -> str:
     for message_id in message_ids:
         try:
             with log_context(message_id=message_id):  # what one message binds ends with it
-                summaries.append(_process_and_answer(message_id).summary)
+                done = processing.process_and_acknowledge(get_context(), message_id)
+                summaries.append(done.summary)
         except Conflict:
             process.apply_async((message_id,), countdown=random.uniform(0.1, 1.0))
             summaries.append(f"message {message_id}: numbering clash, tried again in a moment")
@@ -137,23 +140,6 @@ def process_many(message_ids: list[int]) -> str:
             summaries.append(f"message {message_id}: failed")
     _queue_once(mailbox_actions, "mailbox_actions")
     return "; ".join(summaries)
-
-
-def _process_and_answer(message_id: int) -> processing.Processed:
-    """Process one message, then send its acknowledgements at once from this process, over
-    its kept SMTP connection: a mission hears back as soon as its mail is filed, and a backlog
-    does not queue a task per acknowledgement. One that cannot go now stays in the outbox,
-    where the beat's outbox run finds it."""
-    ctx = get_context()
-    done = processing.process_message(ctx, message_id)
-    # Celery's own "succeeded" line for this task names the message and its reference too.
-    bind(message_id=message_id, reference=", ".join(done.references))
-    for outbox_id in done.outbox_ids:
-        try:
-            mailer.send_due(ctx.db, ctx.settings, only=outbox_id)
-        except Exception:  # the row waits in the outbox; the message is done
-            log.exception("outbox %s: not sent now; the outbox run tries again", outbox_id)
-    return done
 
 
 @app.task(name="ccm.send_outbox")

@@ -31,13 +31,10 @@ from typing import Any
 
 import pytest
 from imap_tools import MailBoxUnencrypted
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import NullPool
 
 from config.settings import load_settings
 from tests import servers
-from tests.app import WorkerProcess, wait_until
+from tests.app import WorkerProcess, rows, wait_until
 from tests.golden.build import cases
 
 # ------------------------------------------------------------------------------ sizes
@@ -260,18 +257,9 @@ def workers(env: dict[str, str], logs: Path, *extra: str) -> Iterator[list[Worke
 # ------------------------------------------------------------------------------ reading the truth
 
 
-def engine_for(db_url: str) -> Engine:
-    # No pool: every look opens a fresh connection, so a restarted PostgreSQL is no trouble.
-    return create_engine(db_url, poolclass=NullPool)
-
-
-def query(db_url: str, sql: str, **params: Any) -> list[Any]:
-    engine = engine_for(db_url)
-    try:
-        with engine.connect() as conn:
-            return list(conn.execute(text(sql), params))
-    finally:
-        engine.dispose()
+# A fresh engine and connection for every look (tests/app.py), so a restarted PostgreSQL is
+# no trouble.
+query = rows
 
 
 def progress(db_url: str) -> dict[str, int]:
