@@ -36,11 +36,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from parsers.message import ParsedMessage, decode_bytes
+from parsers.text import unaccented
 
 AUTO_REPLY = "auto_reply"
 BOUNCE = "bounce"
@@ -79,8 +79,7 @@ Rule = Callable[[ParsedMessage, _Context], _Fired | None]
 
 def _fold(text: str) -> str:
     """Lower case without accents, so 'Réponse automatique' equals 'reponse automatique'."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return unaccented(text).casefold()
 
 
 def _auto_submitted(msg: ParsedMessage, ctx: _Context) -> _Fired | None:

@@ -36,7 +36,6 @@ with its kind (``auto_reply``, ``bounce``, ``list``, ``spam``) and no submission
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -44,6 +43,7 @@ from parsers.attachments import Extraction
 from parsers.autoreply import AUTOMATIC_KINDS, DEFAULT_SPAM_THRESHOLD, classify_automatic
 from parsers.evidence import Evidence
 from parsers.message import ParsedMessage
+from parsers.text import unaccented
 
 SUBMISSION_KINDS = ("delegation", "article7")
 # Every kind a mail can be given: submissions, other correspondence, and the mail of robots.
@@ -226,15 +226,12 @@ _QUESTION = re.compile(r"[^.!?\n]*\?")
 
 def _fold(text: str) -> str:
     """No accents, lower case, straight apostrophes, single spaces; same idea for every text."""
-    decomposed = unicodedata.normalize("NFKD", text[:MAX_SCAN])
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    plain = plain.replace("’", "'").replace("`", "'").replace("\u2010", "-")
+    plain = unaccented(text[:MAX_SCAN]).replace("’", "'").replace("`", "'").replace("\u2010", "-")
     return re.sub(r"[ \t\xa0]+", " ", plain.casefold())
 
 
 def _unaccented(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text[:MAX_SCAN])
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return unaccented(text[:MAX_SCAN])
 
 
 def _own_words(body: str, is_reply: bool) -> str:

@@ -8,7 +8,8 @@ tells both from English without choosing between them.
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from parsers.text import unaccented
 
 
 def _words(text: str) -> frozenset[str]:
@@ -38,8 +39,7 @@ _SAMPLE = 20_000  # characters: plenty to decide, and bounded
 
 
 def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    return unaccented(text).casefold()
 
 
 def detect_language(text: str) -> str:

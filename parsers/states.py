@@ -41,6 +41,7 @@ from datetime import date
 from types import MappingProxyType
 
 from parsers.evidence import Evidence
+from parsers.text import unaccented
 
 LANGUAGES = ("en", "fr", "es")
 CCM_STATUSES = ("state_party", "signatory", "non_signatory")
@@ -79,8 +80,7 @@ _NAME_WINDOW = 240
 
 
 def _fold(token: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", token)
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return unaccented(token).casefold()
 
 
 def _tokens(text: str) -> Iterator[tuple[str, int, int]]:

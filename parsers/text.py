@@ -55,6 +55,26 @@ class Folding(dict[int, str]):
 FOLDING = Folding({code: value.lower() for code, value in ONE_FOR_ONE.items()})
 
 
+class _Marks(dict[int, int | None]):
+    """A translation table that drops combining marks, built as characters are met."""
+
+    def __missing__(self, code: int) -> int | None:
+        value = None if unicodedata.combining(chr(code)) else code
+        if len(self) < 20_000:  # as FOLDING: garbage may hold every code point
+            self[code] = value
+        return value
+
+
+_MARKS = _Marks()
+
+
+def unaccented(text: str) -> str:
+    """NFKD without its combining marks ('é' → 'e', 'ﬁ' → 'fi'); lengths may change. One
+    ``str.translate`` in C rather than a Python test per character (docs/PERFORMANCE.md)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return decomposed if decomposed.isascii() else decomposed.translate(_MARKS)
+
+
 def clean(text: str) -> str:
     """Unify look-alike spaces, apostrophes and dashes; same length as ``text``."""
     return text.translate(ONE_FOR_ONE)

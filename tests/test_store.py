@@ -16,6 +16,7 @@ from worker.store import (
     Archive,
     ArchiveError,
     Database,
+    Finished,
     Outcome,
     PlannedSubmission,
     Status,
@@ -108,15 +109,16 @@ def test_filing_writes_files_rows_and_one_outbox_row_in_one_commit(
     archive = Archive(tmp_path)
     message_id, _ = keep(db, archive, b"x", uid=1)
     db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
-    outbox = db.finish_message(archive, message_id, filed(), outgoing, now=NOW)
-    assert len(outbox) == 1
+    finished = db.finish_message(archive, message_id, filed(), outgoing, now=NOW)
+    assert len(finished.outbox_ids) == 1 and finished.sending == ()
     (sub,) = db.submissions_of(message_id)
     assert sub.reference == "CCM/2017/DEL/FRA/001"  # no meeting known: the year stands in
+    assert finished.references == (sub.reference,)
     folder = tmp_path / sub.folder
     assert sorted(p.name for p in folder.iterdir()) == ["original.eml", "passwd"]
     assert folder.is_relative_to(tmp_path / "filed" / "FRA France" / "delegation")
     # Finishing again (a retried task) changes nothing.
-    assert db.finish_message(archive, message_id, filed(), outgoing, now=NOW) == []
+    assert db.finish_message(archive, message_id, filed(), outgoing, now=NOW) == Finished()
     assert len(db.outbox_rows()) == 1
 
 
@@ -134,22 +136,28 @@ def test_a_failed_commit_leaves_no_files_behind(db: Database, tmp_path: Path) ->
     assert db.submissions_of(message_id) == []
 
 
+def file_mails(
+    db: Database, archive: Archive, count: int, *, claim_acks: bool = False
+) -> list[Finished]:
+    """``count`` mails from one mission filed, two acknowledgements an hour allowed."""
+    done = []
+    for uid in range(1, count + 1):
+        message_id, _ = keep(db, archive, f"mail {uid}".encode(), uid=uid)
+        db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
+        limits = AckLimits(per_recipient_hour=2)
+        done.append(
+            db.finish_message(
+                archive, message_id, filed(), outgoing, now=NOW, ack_limits=limits,
+                claim_acks=claim_acks,
+            )
+        )  # fmt: skip
+    return done
+
+
 def test_acknowledgements_beyond_the_rate_limit_are_recorded_as_suppressed(
     db: Database, tmp_path: Path
 ) -> None:
-    archive = Archive(tmp_path)
-    queued = []
-    for uid in range(1, 5):
-        message_id, _ = keep(db, archive, f"mail {uid}".encode(), uid=uid)
-        db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
-        queued += db.finish_message(
-            archive,
-            message_id,
-            filed(),
-            outgoing,
-            now=NOW,
-            ack_limits=AckLimits(per_recipient_hour=2),
-        )
+    queued = [i for done in file_mails(db, Archive(tmp_path), 4) for i in done.outbox_ids]
     assert len(queued) == 2
     assert [r.status for r in db.outbox_rows()] == [
         "pending",
@@ -159,13 +167,38 @@ def test_acknowledgements_beyond_the_rate_limit_are_recorded_as_suppressed(
     ]
 
 
+def test_acknowledgements_claimed_in_the_filing_commit_are_no_one_elses_until_stale(
+    db: Database, tmp_path: Path
+) -> None:
+    sending = []
+    for finished in file_mails(db, Archive(tmp_path), 3, claim_acks=True):
+        assert finished.outbox_ids == tuple(item.id for item in finished.sending)
+        sending += finished.sending
+    # The third was over the limit: suppressed, so not handed out for sending.
+    assert [r.status for r in db.outbox_rows()] == ["sending", "sending", "suppressed"]
+    first = sending[0]
+    assert (first.key, first.recipient, first.attempts) == (
+        "ack:CCM/2017/DEL/FRA/001",
+        "dfra@diplomatie.gouv.fr",
+        1,
+    )
+    assert first.raw == outgoing("CCM/2017/DEL/FRA/001", filed().submissions[0], []).raw
+    # Nobody else takes them: not the outbox run, not another claim ...
+    assert db.due_outbox(NOW) == []
+    assert db.claim_outbox(first.id, NOW) is None
+    # ... until the claim is stale (the worker died between the commit and the send).
+    assert db.due_outbox(NOW + timedelta(minutes=11)) == [first.id, sending[1].id]
+    taken = db.claim_outbox(first.id, NOW + timedelta(minutes=11))
+    assert taken is not None and taken.attempts == 2
+
+
 def test_an_outbox_row_is_claimed_once_and_a_stuck_send_is_retried_later(
     db: Database, tmp_path: Path
 ) -> None:
     archive = Archive(tmp_path)
     message_id, _ = keep(db, archive, b"x", uid=1)
     db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
-    (outbox_id,) = db.finish_message(archive, message_id, filed(), outgoing, now=NOW)
+    (outbox_id,) = db.finish_message(archive, message_id, filed(), outgoing, now=NOW).outbox_ids
     assert db.claim_outbox(outbox_id, NOW) is not None
     assert db.claim_outbox(outbox_id, NOW) is None
     assert db.due_outbox(NOW) == []

@@ -23,8 +23,8 @@ from typing import overload
 from config.settings import AuthMethod, Security, Settings
 from worker import oauth
 from worker.errors import IntakeError
-from worker.logs import bind, each_with
-from worker.store import Database, utcnow
+from worker.logs import bind, each_with, log_context
+from worker.store import Database, Sending, utcnow
 from worker.tls import client_context, describe_verify_error, warn_plaintext
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,11 @@ class SendResult:
     def __str__(self) -> str:
         return f"sent {self.sent}, deferred {self.deferred}, failed {self.failed}"
 
+    def __add__(self, other: SendResult) -> SendResult:
+        return SendResult(
+            self.sent + other.sent, self.deferred + other.deferred, self.failed + other.failed
+        )
+
 
 def backoff(attempts: int) -> timedelta:
     delay: timedelta = BACKOFF_BASE * (2 ** max(attempts - 1, 0))
@@ -343,47 +348,54 @@ def send_due(
 ) -> SendResult:
     """Send what is due (or just outbox row ``only``). Safe to run anywhere, any number of times."""
     now = now or utcnow()
-    sent = deferred = failed = 0
+    total = SendResult()
     stale = timedelta(seconds=settings.claim_stale)  # a "sending" row whose worker died
     due = [only] if only is not None else db.due_outbox(now, stale=stale)
     for outbox_id in each_with("outbox_id", due):  # each row's lines carry its id (and key)
         item = db.claim_outbox(outbox_id, now, stale=stale)
         if item is None:
             continue  # someone else has it, or it is done
-        ack_of = item.key.split(":")[1] if item.key.startswith("ack:") else None
-        bind(outbox_key=item.key, reference=ack_of)
-        # Reminders (worker/reminders.py) are re-checked at send time: a State that has
-        # submitted since its reminder was queued is not reminded. The check is a store query
-        # that also cancels the outbox and ledger rows.
-        if item.purpose == "reminder" and not db.reminder_still_needed(item.id):
-            log.info("reminder %s to %s cancelled: submitted meanwhile", item.key, item.recipient)
-            continue
-        try:
-            send_raw(settings, item.raw, settings.service_address, [item.recipient])
-        except SmtpError as exc:
-            give_up = exc.permanent or item.attempts >= MAX_ATTEMPTS
-            db.outbox_failed(
-                item.id, str(exc), retry_at=None if give_up else now + backoff(item.attempts)
-            )
-            log.warning(
-                "outbox %s to %s: %s%s",
-                item.key,
-                item.recipient,
-                exc,
-                "" if give_up else " (will retry)",
-            )
-            if give_up:
-                failed += 1
-                if item.purpose == "reminder":  # the reminder ledger follows its mail
-                    db.settle_reminders(item.id)
-            else:
-                deferred += 1
-            continue
-        # Accepted: record it even through a database restart (a mail not recorded as sent
-        # goes out again once its claim is stale).
-        db.outbox_sent(item.id, utcnow(), retry_for=SENT_RECORD_RETRY)
-        if item.purpose == "reminder":  # the reminder ledger follows its mail
+        total += _send_one(db, settings, item, now)
+    return total
+
+
+def send_claimed(db: Database, settings: Settings, item: Sending) -> SendResult:
+    """Send one outbox row this process claimed already (``finish_message(claim_acks=True)``)."""
+    with log_context(outbox_id=item.id):
+        return _send_one(db, settings, item, utcnow())
+
+
+def _send_one(db: Database, settings: Settings, item: Sending, now: datetime) -> SendResult:
+    """Send a claimed row and record how it went."""
+    ack_of = item.key.split(":")[1] if item.key.startswith("ack:") else None
+    bind(outbox_key=item.key, reference=ack_of)
+    # Reminders (worker/reminders.py) are re-checked at send time: a State that has
+    # submitted since its reminder was queued is not reminded. The check is a store query
+    # that also cancels the outbox and ledger rows.
+    if item.purpose == "reminder" and not db.reminder_still_needed(item.id):
+        log.info("reminder %s to %s cancelled: submitted meanwhile", item.key, item.recipient)
+        return SendResult()
+    try:
+        send_raw(settings, item.raw, settings.service_address, [item.recipient])
+    except SmtpError as exc:
+        give_up = exc.permanent or item.attempts >= MAX_ATTEMPTS
+        db.outbox_failed(
+            item.id, str(exc), retry_at=None if give_up else now + backoff(item.attempts)
+        )
+        log.warning(
+            "outbox %s to %s: %s%s",
+            item.key,
+            item.recipient,
+            exc,
+            "" if give_up else " (will retry)",
+        )
+        if item.purpose == "reminder" and give_up:  # the reminder ledger follows its mail
             db.settle_reminders(item.id)
-        log.info("sent %s to %s", item.key, item.recipient)
-        sent += 1
-    return SendResult(sent, deferred, failed)
+        return SendResult(failed=1) if give_up else SendResult(deferred=1)
+    # Accepted: record it even through a database restart (a mail not recorded as sent
+    # goes out again once its claim is stale).
+    db.outbox_sent(item.id, utcnow(), retry_for=SENT_RECORD_RETRY)
+    if item.purpose == "reminder":  # the reminder ledger follows its mail
+        db.settle_reminders(item.id)
+    log.info("sent %s to %s", item.key, item.recipient)
+    return SendResult(sent=1)

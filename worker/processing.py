@@ -25,6 +25,7 @@ from worker.store import (
     Message,
     Outcome,
     PlannedSubmission,
+    Sending,
     Status,
     StoredFile,
     utcnow,
@@ -62,16 +63,23 @@ class Processed:
     outbox_ids: tuple[int, ...] = ()  # acknowledgements to send now
     status: str = ""  # the outcome; '' when this call decided nothing
     references: tuple[str, ...] = ()  # of the submissions filed
+    sending: tuple[Sending, ...] = ()  # acknowledgements claimed for this process (claim_acks)
 
 
 @about_message  # its log lines carry message_id (and reference, once filed)
 def process_message(
-    ctx: Context, message_id: int, *, now: datetime | None = None, hold_acks: str = ""
+    ctx: Context,
+    message_id: int,
+    *,
+    now: datetime | None = None,
+    hold_acks: str = "",
+    claim_acks: bool = False,
 ) -> Processed:
     """Process one message once: claim it, decide, file, queue acknowledgements, commit.
 
     ``hold_acks``: a reason to record every acknowledgement as suppressed instead (old mail
-    imported by ``ccm-intake backfill``)."""
+    imported by ``ccm-intake backfill``). ``claim_acks``: the acknowledgements are claimed
+    for sending by this process in the same commit (``Processed.sending``)."""
     now = now or utcnow()
     row = ctx.db.claim_message(message_id, now, stale=timedelta(seconds=ctx.settings.claim_stale))
     if row is None:
@@ -96,7 +104,16 @@ def process_message(
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:
         outcome = plan(ctx, analysis, raw)
-    done = _finish(ctx, row, analysis, outcome, now, give_back=Status.received, hold=hold_acks)
+    done = _finish(
+        ctx,
+        row,
+        analysis,
+        outcome,
+        now,
+        give_back=Status.received,
+        hold=hold_acks,
+        claim=claim_acks,
+    )
     bounce = analysis.automatic if analysis is not None else None
     if bounce is not None and bounce.kind == "bounce" and bounce.permanent:
         # Reported in the digest; reminders skip the address until someone fixes it.
@@ -108,13 +125,14 @@ def process_and_acknowledge(ctx: Context, message_id: int) -> Processed:
     """``process_message``, then its acknowledgements sent at once from this process (over
     its kept SMTP connection): a mission hears back as soon as its mail is filed, and a backlog
     queues no task per acknowledgement. One that cannot go now stays in the outbox, where the
-    beat's outbox run finds it."""
-    done = process_message(ctx, message_id)
-    for outbox_id in done.outbox_ids:
+    beat's outbox run finds it, at once or, if this process could not even record why,
+    once its claim is stale."""
+    done = process_message(ctx, message_id, claim_acks=True)
+    for item in done.sending:
         try:
-            mailer.send_due(ctx.db, ctx.settings, only=outbox_id)
+            mailer.send_claimed(ctx.db, ctx.settings, item)
         except Exception:  # the row waits in the outbox; the message is done
-            log.exception("outbox %s: not sent now; the outbox run tries again", outbox_id)
+            log.exception("outbox %s: not sent now; the outbox run tries again", item.id)
     return done
 
 
@@ -222,6 +240,7 @@ def _finish(
     *,
     give_back: Status,
     hold: str = "",
+    claim: bool = False,
 ) -> Processed:
     def ack(
         reference: str, planned: PlannedSubmission, stored: list[StoredFile]
@@ -229,7 +248,7 @@ def _finish(
         return _compose_ack(ctx, row, analysis, reference, planned, stored, now)
 
     try:
-        outbox_ids = ctx.db.finish_message(
+        finished = ctx.db.finish_message(
             ctx.archive,
             row.id,
             outcome,
@@ -245,24 +264,29 @@ def _finish(
                 hold=hold,
             ),
             original=(row.sha256, row.raw_path),
+            claim_acks=claim,
         )
     except Exception:
         # Nothing was committed: give the message back at once rather than after the
         # claim goes stale.
         ctx.db.release_message(row.id, give_back)
         raise
-    references: tuple[str, ...] = ()
-    if outcome.submissions:
-        references = tuple(sub.reference for sub in ctx.db.submissions_of(row.id))
-        bind(reference=", ".join(references))  # on this line and the task's own lines
+    if finished.references:
+        bind(reference=", ".join(finished.references))  # on this line and the task's own
     summary = f"message {row.id}: {outcome.status.value}"
     if outcome.state_iso3:
         summary += f" {outcome.state_iso3}"
     if outcome.submissions:
         summary += f" ({', '.join(p.kind for p in outcome.submissions)})"
-    summary += f", {len(outbox_ids)} ack(s) queued — {outcome.reason}"
+    summary += f", {len(finished.outbox_ids)} ack(s) queued — {outcome.reason}"
     log.info(summary)
-    return Processed(summary, tuple(outbox_ids), outcome.status.value, references)
+    return Processed(
+        summary,
+        finished.outbox_ids,
+        outcome.status.value,
+        finished.references,
+        finished.sending,
+    )
 
 
 def _quarantine(ctx: Context, reason: str) -> Outcome:

@@ -308,6 +308,20 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _new_message(mail: Incoming) -> Message:
+    header_id = mail.message_id_header
+    return Message(
+        sha256=mail.sha256,
+        size=mail.size,
+        raw_path=mail.raw_path,
+        internaldate=mail.internaldate,
+        message_id_header=(header_id or None) and header_id[:998],
+        from_addr=mail.from_addr[:320],
+        subject=mail.subject,
+        status=Status.received,
+    )
+
+
 class Database:
     """An engine and its sessions, created lazily per process (Celery forks workers)."""
 
@@ -435,12 +449,50 @@ class Database:
         self, mailbox: str, uidvalidity: int, incoming: Sequence[Incoming]
     ) -> list[tuple[int, bool]]:
         """``record_message`` for several messages of one folder, in one commit (a poll keeps a
-        backlog a group at a time: a commit per mail was a fifth of the poll's time)."""
+        backlog a group at a time: a commit per mail was a fifth of the poll's time), and with
+        one look-up of the group's bytes and one of its places rather than two per message."""
         kept: list[tuple[int, bool]] = []
         with self.session() as s:
             state = s.get(MailboxState, mailbox)
+            known = {
+                m.sha256: m
+                for m in s.scalars(
+                    select(Message).where(Message.sha256.in_({m.sha256 for m in incoming}))
+                )
+            }
+            placed = set(
+                s.scalars(
+                    select(MessageLocation.uid).where(
+                        MessageLocation.mailbox == mailbox,
+                        MessageLocation.uidvalidity == uidvalidity,
+                        MessageLocation.uid.in_({m.uid for m in incoming}),
+                    )
+                )
+            )
+            messages: list[tuple[Incoming, Message, bool]] = []
             for mail in incoming:
-                kept.append(self._record(s, mailbox, uidvalidity, mail))
+                message = known.get(mail.sha256)
+                created = message is None
+                if message is None:  # new bytes; the same bytes twice in a group are one
+                    message = known[mail.sha256] = _new_message(mail)
+                    s.add(message)
+                messages.append((mail, message, created))
+            s.flush()  # the new messages' ids
+            for mail, message, created in messages:
+                kept.append((message.id, created))
+                if mail.uid not in placed:
+                    placed.add(mail.uid)
+                    final = message.status in FINAL
+                    s.add(
+                        MessageLocation(
+                            message_id=message.id,
+                            mailbox=mailbox,
+                            uidvalidity=uidvalidity,
+                            uid=mail.uid,
+                            target=message.target if final else None,
+                            action_state="pending" if final else "waiting",
+                        )
+                    )
                 if state is None:
                     state = MailboxState(
                         mailbox=mailbox, uidvalidity=uidvalidity, last_uid=mail.uid
@@ -449,46 +501,6 @@ class Database:
                 elif state.uidvalidity == uidvalidity and mail.uid > state.last_uid:
                     state.last_uid, state.updated_at = mail.uid, utcnow()
         return kept
-
-    @staticmethod
-    def _record(s: Session, mailbox: str, uidvalidity: int, mail: Incoming) -> tuple[int, bool]:
-        message = s.scalar(select(Message).where(Message.sha256 == mail.sha256))
-        created = message is None
-        if message is None:
-            header_id = mail.message_id_header
-            message = Message(
-                sha256=mail.sha256,
-                size=mail.size,
-                raw_path=mail.raw_path,
-                internaldate=mail.internaldate,
-                message_id_header=(header_id or None) and header_id[:998],
-                from_addr=mail.from_addr[:320],
-                subject=mail.subject,
-                status=Status.received,
-            )
-            s.add(message)
-            s.flush()
-        known = s.scalar(
-            select(MessageLocation.id).where(
-                MessageLocation.mailbox == mailbox,
-                MessageLocation.uidvalidity == uidvalidity,
-                MessageLocation.uid == mail.uid,
-            )
-        )
-        if known is None:
-            final = message.status in FINAL
-            s.add(
-                MessageLocation(
-                    message_id=message.id,
-                    mailbox=mailbox,
-                    uidvalidity=uidvalidity,
-                    uid=mail.uid,
-                    target=message.target if final else None,
-                    action_state="pending" if final else "waiting",
-                )
-            )
-            s.flush()  # the same bytes twice in one group: the second sees the first's location
-        return message.id, created
 
     def advance_mailbox(self, mailbox: str, uidvalidity: int, last_uid: int) -> None:
         with self.session() as s:
@@ -523,7 +535,7 @@ class Database:
     def claim_message(self, message_id: int, now: datetime, *, stale: timedelta) -> Message | None:
         """Take a message for processing; None when it is done or another worker has it."""
         with self.session() as s:
-            result = s.execute(
+            result = s.scalars(
                 update(Message)
                 .where(
                     Message.id == message_id,
@@ -533,10 +545,9 @@ class Database:
                     ),
                 )
                 .values(status=Status.processing, claimed_at=now)
+                .returning(Message)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return s.get(Message, message_id)
+            return result.one_or_none()
 
     def claim_for_review(self, message_id: int, now: datetime) -> Message | None:
         """Take a message out of the review queue to decide it; None if it is not there."""
@@ -633,13 +644,17 @@ class Database:
         now: datetime,
         ack_limits: AckLimits | None = None,
         original: tuple[str, str] | None = None,
-    ) -> list[int]:
+        claim_acks: bool = False,
+    ) -> Finished:
         """Record an outcome, file its submissions and queue their acknowledgements — one commit.
 
         ``original``: the message's (sha256, raw path), so that its filed copy is a link.
+        ``claim_acks``: the acknowledgements are claimed for sending by the caller, in this
+        commit (``Finished.sending``), rather than left for ``claim_outbox``; one the caller
+        then fails to send is taken again once its claim is stale, like any other.
 
-        Returns the ids of the outbox rows to send. If the commit fails, the folders written
-        for it are removed again, so nothing is filed that the database does not know.
+        If the commit fails, the folders written for it are removed again, so nothing is filed
+        that the database does not know.
         """
         written: list[str] = []
         # Each submission's files are written (and fsynced) before the transaction, and only
@@ -653,35 +668,36 @@ class Database:
             with self.session() as s:
                 message = s.get(Message, message_id)
                 if message is None or message.status != Status.processing:
-                    return []
+                    return Finished()
                 outbox: list[Outbox] = []
+                references: list[str] = []
                 for planned, (staging, stored) in zip(outcome.submissions, staged, strict=True):
                     previous = self._latest_version(s, planned)
-                    sub = Submission(
-                        message_id=message_id,
-                        kind=planned.kind,
-                        state_iso3=planned.state_iso3,
-                        reference="pending",
-                        received_at=message.internaldate,
-                        folder="",
-                        cycle=planned.cycle,
-                        version=previous.version + 1 if previous else 1,
-                        supersedes_id=previous.id if previous else None,
-                        details=planned.details_json,
-                    )
-                    s.add(sub)
-                    s.flush()
+                    version = previous.version + 1 if previous else 1
                     year = message.internaldate.year
-                    number = sub.version
+                    number = version
                     if planned.kind == "other" or not planned.cycle:
-                        number = self._count_in_year(s, planned, year)
-                    sub.reference = reference_for(
+                        number = self._count_in_year(s, planned, year) + 1  # this one too
+                    reference = reference_for(
                         planned.kind, planned.cycle, planned.state_iso3, number, year
                     )
                     date = message.internaldate.astimezone(UTC).strftime("%Y-%m-%d")
                     state_folder = safe_component(planned.state_folder)
-                    name = sub.reference.replace("/", "-")
-                    sub.folder = f"filed/{state_folder}/{planned.kind}/{date}_{name}"
+                    name = reference.replace("/", "-")
+                    sub = Submission(
+                        message_id=message_id,
+                        kind=planned.kind,
+                        state_iso3=planned.state_iso3,
+                        reference=reference,
+                        received_at=message.internaldate,
+                        folder=f"filed/{state_folder}/{planned.kind}/{date}_{name}",
+                        cycle=planned.cycle,
+                        version=version,
+                        supersedes_id=previous.id if previous else None,
+                        details=planned.details_json,
+                    )
+                    s.add(sub)
+                    references.append(reference)
                     # The reference is unique and names the folder: claim it in the database
                     # before writing there. Two versions of one State's submission filed at
                     # the same moment both count the same number; the second used to write
@@ -718,6 +734,8 @@ class Database:
                     )
                     if over:
                         row.status, row.last_error = "suppressed", over
+                    elif claim_acks:
+                        row.status, row.claimed_at, row.attempts = "sending", now, 1
                     s.add(row)
                     s.flush()
                     outbox.append(row)
@@ -740,7 +758,12 @@ class Database:
                     )
                     .values(target=outcome.target, action_state="pending", action_error="")
                 )
-                return [row.id for row in outbox if row.status == "pending"]
+                going = [row for row in outbox if row.status in ("pending", "sending")]
+                return Finished(
+                    outbox_ids=tuple(row.id for row in going),
+                    references=tuple(references),
+                    sending=tuple(_sending(row) for row in going if row.status == "sending"),
+                )
         except IntegrityError as exc:
             for folder in written:
                 archive.remove_folder(folder)
@@ -951,12 +974,12 @@ class Database:
 
     def claim_outbox(
         self, outbox_id: int, now: datetime, *, stale: timedelta = timedelta(minutes=10)
-    ) -> Outbox | None:
+    ) -> Sending | None:
         """Take one outbox row for sending. A row stuck in 'sending' (its worker died between
         SMTP and the commit) is taken again after ``stale``: the only window in which a mail
         can go out twice, and then with the same Message-ID."""
         with self.session() as s:
-            result = s.execute(
+            result = s.scalars(
                 update(Outbox)
                 .where(
                     Outbox.id == outbox_id,
@@ -966,10 +989,10 @@ class Database:
                     ),
                 )
                 .values(status="sending", claimed_at=now, attempts=Outbox.attempts + 1)
+                .returning(Outbox)
             )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return s.get(Outbox, outbox_id)
+            row = result.one_or_none()
+            return None if row is None else _sending(row)
 
     def outbox_sent(self, outbox_id: int, when: datetime, *, retry_for: float = 0.0) -> None:
         """Record that the SMTP server accepted the mail. Unrecorded, the row would be taken
@@ -1552,6 +1575,31 @@ class Incoming:
     message_id_header: str | None
     from_addr: str
     subject: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """An outbox row claimed for sending (status 'sending'): what the mailer needs of it."""
+
+    id: int
+    key: str
+    purpose: str
+    recipient: str
+    raw: bytes
+    attempts: int
+
+
+def _sending(row: Outbox) -> Sending:
+    return Sending(row.id, row.key, row.purpose, row.recipient, row.raw, row.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """What ``finish_message`` committed."""
+
+    outbox_ids: tuple[int, ...] = ()  # acknowledgements queued to go out
+    references: tuple[str, ...] = ()  # of the submissions filed
+    sending: tuple[Sending, ...] = ()  # those of them claimed for the caller (claim_acks)
 
 
 @dataclass(frozen=True, slots=True)
