@@ -30,7 +30,7 @@ from tests.app import keep
 from worker import processing
 from worker.runtime import Context, build_context
 from worker.samples import pdf_bytes
-from worker.store import Archive, ArchiveError, FiledFile, Status
+from worker.store import Archive, ArchiveError, FiledFile, PlannedFile, Status
 
 WHEN = datetime(2017, 8, 14, 9, 0, tzinfo=UTC)
 BOUNDARY = b"==ccm-hostile-names=="
@@ -432,7 +432,9 @@ def test_the_archive_itself_keeps_any_name_inside_the_folder(tmp_path: Path, wan
     archive = Archive(tmp_path / "archive")
     (tmp_path / "decoy").write_bytes(b"decoy")
     folder = "filed/FRA France/delegation/2017-08-14_ref"
-    stored = archive.file_folder(folder, [(wanted, b"one"), (wanted, b"two")])
+    stored = archive.file_folder(
+        folder, [PlannedFile.of(wanted, b"one"), PlannedFile.of(wanted, b"two")]
+    )
     files = sorted((archive.root / folder).iterdir())
     assert [p.name for p in files] == sorted(f.name for f in stored)
     assert sorted(p.read_bytes() for p in files) == [b"one", b"two"]
@@ -446,5 +448,5 @@ def test_the_archive_itself_keeps_any_name_inside_the_folder(tmp_path: Path, wan
 def test_a_folder_outside_the_archive_is_refused(tmp_path: Path, folder: str) -> None:
     archive = Archive(tmp_path / "archive")
     with pytest.raises(ArchiveError):
-        archive.file_folder(folder, [("a.pdf", b"x")])
+        archive.file_folder(folder, [PlannedFile.of("a.pdf", b"x")])
     assert not (tmp_path / "outside").exists() and not Path("/tmp/outside/a.pdf").exists()

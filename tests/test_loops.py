@@ -43,7 +43,15 @@ from config.settings import load_settings
 from tests.app import WorkerProcess, append, count, folder_subjects, keep, rows
 from tests.golden.mail import DELEGATION, delegation_rows, message, note, pdf
 from worker.compose import Outgoing
-from worker.store import Archive, Database, Outcome, PlannedSubmission, Status, outbox_row
+from worker.store import (
+    Archive,
+    Database,
+    Outcome,
+    PlannedFile,
+    PlannedSubmission,
+    Status,
+    outbox_row,
+)
 
 SERVICE = "ccm@unog.ch"
 # Personas: mission addresses of config/data/missions.csv, so each mail is known as its State's.
@@ -469,7 +477,7 @@ class Store:
             "delegation",
             "ESP",
             "ESP Spain",
-            [("original.eml", b"raw")],
+            [PlannedFile.of("original.eml", b"raw")],
             True,
             "7MSP",
             replies_to=replies_to,

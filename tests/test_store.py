@@ -18,6 +18,7 @@ from worker.store import (
     Database,
     Finished,
     Outcome,
+    PlannedFile,
     PlannedSubmission,
     Status,
     reference_for,
@@ -68,11 +69,15 @@ def filed(state: str = "FRA", ack: bool = True) -> Outcome:
                 "delegation",
                 state,
                 f"{state} France",
-                [("original.eml", b"raw"), ("../../etc/passwd", b"x")],
+                files(("original.eml", b"raw"), ("../../etc/passwd", b"x")),
                 ack,
             ),
         ),
     )
+
+
+def files(*named: tuple[str, bytes]) -> list[PlannedFile]:
+    return [PlannedFile.of(name, data) for name, data in named]
 
 
 def outgoing(reference: str, _planned: PlannedSubmission, _stored: object) -> Outgoing:
@@ -220,7 +225,7 @@ def test_an_outbox_row_is_claimed_once_and_a_stuck_send_is_retried_later(
 )
 def test_file_names_cannot_escape_or_hide(wanted: str, safe: str, tmp_path: Path) -> None:
     archive = Archive(tmp_path)
-    (stored,) = archive.file_folder("filed/X/y", [(wanted, b"data")])
+    (stored,) = archive.file_folder("filed/X/y", [PlannedFile.of(wanted, b"data")])
     assert stored.name == safe_component(wanted)
     path = tmp_path / "filed/X/y" / stored.name
     assert path.read_bytes() == b"data" and path.parent == tmp_path / "filed/X/y"
@@ -230,7 +235,11 @@ def test_file_names_cannot_escape_or_hide(wanted: str, safe: str, tmp_path: Path
 def test_long_names_keep_their_extension_and_clashing_names_are_numbered(tmp_path: Path) -> None:
     archive = Archive(tmp_path)
     stored = archive.file_folder(
-        "f", [("a" * 300 + ".pdf", b"1"), ("list.pdf", b"2"), ("LIST.pdf", b"3")]
+        "f",
+        [
+            PlannedFile.of(n, d)
+            for n, d in [("a" * 300 + ".pdf", b"1"), ("list.pdf", b"2"), ("LIST.pdf", b"3")]
+        ],
     )
     assert stored[0].name.endswith(".pdf") and len(stored[0].name) <= 120
     assert [s.name for s in stored[1:]] == ["list.pdf", "LIST (2).pdf"]
@@ -239,7 +248,7 @@ def test_long_names_keep_their_extension_and_clashing_names_are_numbered(tmp_pat
 
 def test_a_folder_outside_the_archive_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchiveError):
-        Archive(tmp_path / "archive").file_folder("../outside", [("x", b"")])
+        Archive(tmp_path / "archive").file_folder("../outside", [PlannedFile.of("x", b"")])
 
 
 def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_kept(
@@ -251,7 +260,7 @@ def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_k
         message_id, _ = keep(db, archive, raw, uid=uid)
         db.claim_message(message_id, NOW, stale=timedelta(minutes=10))
         planned = PlannedSubmission(
-            "delegation", state, f"{state} X", [("l.pdf", raw)], False, cycle
+            "delegation", state, f"{state} X", [PlannedFile.of("l.pdf", raw)], False, cycle
         )
         outcome = Outcome(
             Status.filed, "t", state, "delegation", "en", "{}", "folder:F", (planned,)
@@ -318,7 +327,7 @@ def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path)
     archive = Archive(tmp_path / "archive")
     (tmp_path / "archive" / "filed" / "X").mkdir(parents=True)
     (tmp_path / "archive" / "filed" / "X" / "half-written.pdf").write_bytes(b"%PDF-")
-    staging, stored = archive.stage([("a.pdf", b"one"), ("b.docx", b"two")])
+    staging, stored = archive.stage(files(("a.pdf", b"one"), ("b.docx", b"two")))
 
     archive.place(staging, "filed/X")
 
@@ -326,8 +335,8 @@ def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path)
     assert sorted(p.name for p in folder.iterdir()) == ["a.pdf", "b.docx"]
     assert [s.name for s in stored] == ["a.pdf", "b.docx"]
     assert not (tmp_path / "archive" / staging).exists()
-    left, _ = archive.stage([("c.pdf", b"three")])
-    fresh, _ = archive.stage([("d.pdf", b"four")])
+    left, _ = archive.stage(files(("c.pdf", b"three")))
+    fresh, _ = archive.stage(files(("d.pdf", b"four")))
     hour_ago = time.time() - 3700
     os.utime(tmp_path / "archive" / left, (hour_ago, hour_ago))
     assert archive.clear_staging() == 1
@@ -341,7 +350,7 @@ def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path:
     sha, relative = archive.put_raw(raw)
 
     staging, stored = archive.stage(
-        [("original.eml", raw), ("list.pdf", b"%PDF-1.4")], originals={sha: relative}
+        files(("original.eml", raw), ("list.pdf", b"%PDF-1.4")), originals={sha: relative}
     )
     archive.place(staging, "filed/X")
 
@@ -349,5 +358,5 @@ def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path:
     assert filed.read_bytes() == raw and os.path.samefile(kept, filed)
     assert kept.stat().st_mode & 0o777 == 0o444  # evidence: nobody edits it by accident
     assert stored[0].sha256 == sha
-    other = archive.stage([("original.eml", raw + b"changed")], originals={sha: relative})
+    other = archive.stage(files(("original.eml", raw + b"changed")), originals={sha: relative})
     assert not os.path.samefile(kept, tmp_path / "archive" / other[0] / "original.eml")

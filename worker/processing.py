@@ -24,6 +24,7 @@ from worker.store import (
     AckLimits,
     Message,
     Outcome,
+    PlannedFile,
     PlannedSubmission,
     Sending,
     Status,
@@ -103,7 +104,7 @@ def process_message(
         log.exception("message %s: analysis failed", message_id)
         outcome = _quarantine(ctx, f"analysis failed: {type(exc).__name__}: {exc}")
     else:
-        outcome = plan(ctx, analysis, raw)
+        outcome = plan(ctx, analysis, raw, raw_sha256=row.sha256)
     done = _finish(
         ctx,
         row,
@@ -227,6 +228,7 @@ def resolve_review(
             kinds=kinds,
             ack=decision.ack and any(k in ACKNOWLEDGED_KINDS for k in kinds),
             reason=f"{', '.join(kinds)} from {decision.state_iso3} ({who})",
+            raw_sha256=row.sha256,
         )
     return _finish(ctx, row, analysis, outcome, now, give_back=Status.needs_review)
 
@@ -310,16 +312,18 @@ def plan(
     kinds: tuple[str, ...] | None = None,
     ack: bool | None = None,
     reason: str | None = None,
+    raw_sha256: str = "",
 ) -> Outcome:
     """Turn an analysis into what the store records and files.
 
-    The keyword arguments carry a person's decision (review) over the analysis's own.
+    The keyword arguments carry a person's decision (review) over the analysis's own;
+    ``raw_sha256`` is the SHA-256 of ``raw`` when it is known (the message's row).
     """
     decided = state_iso3 or (analysis.state.iso3 if analysis.outcome == FILE else None)
     if decided is not None:
         status = Status.filed
         state = ctx.registry.get(decided)
-        files = filed_files(analysis, raw, message_limits(ctx.settings))
+        files = filed_files(analysis, raw, message_limits(ctx.settings), raw_sha256=raw_sha256)
         answer = analysis.ack if ack is None else ack
         # The loop guard (store: one acknowledgement a day for a reply to our own mail) is
         # for what the service decides alone; a person who resolves a review has decided.
@@ -356,19 +360,21 @@ def plan(
 
 
 def filed_files(
-    analysis: Analysis, raw: bytes, limits: Limits | None = None
-) -> list[tuple[str, bytes]]:
+    analysis: Analysis, raw: bytes, limits: Limits | None = None, *, raw_sha256: str = ""
+) -> list[PlannedFile]:
     """What goes into a submission's folder: the mail as received, each attachment, and the
     files inside containers (zip, .msg, winmail.dat) so that the secretary can open them,
     as deep as the reading went under the same ``limits``."""
     attachments = analysis.message.attachments
-    files = [("original.eml", raw)] + [(a.safe_name, a.data) for a in attachments]
+    original = PlannedFile("original.eml", raw, raw_sha256) if raw_sha256 else None
+    files = [original or PlannedFile.of("original.eml", raw)]
+    files += [PlannedFile(a.safe_name, a.data, a.sha256) for a in attachments]
     seen = {a.sha256 for a in attachments}
     for container in attachments:
         for inner in unpack(container, limits=limits):
             if inner.sha256 not in seen:  # a forwarded mail's files are also at the top
                 seen.add(inner.sha256)
-                files.append((inner.safe_name, inner.data))
+                files.append(PlannedFile(inner.safe_name, inner.data, inner.sha256))
     return files
 
 

@@ -1632,11 +1632,24 @@ def reference_for(kind: str, cycle: str, iso3: str, number: int, year: int) -> s
 
 
 @dataclass(frozen=True, slots=True)
+class PlannedFile:
+    """A file to go into a submission's folder, with the SHA-256 the parser found already."""
+
+    name: str  # as wanted: made safe and unique when it is written
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, name: str, data: bytes) -> PlannedFile:
+        return cls(name, data, hashlib.sha256(data).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedSubmission:
     kind: str
     state_iso3: str
     state_folder: str  # "<ISO3> <State name>"
-    files: list[tuple[str, bytes]]  # (wanted name, bytes): the original .eml first
+    files: list[PlannedFile]  # the original .eml first
     ack: bool
     cycle: str = ""
     details_json: str = ""
@@ -1780,20 +1793,23 @@ class Archive:
     def file_folder(
         self,
         relative_folder: str,
-        files: list[tuple[str, bytes]],
+        files: Sequence[PlannedFile],
         *,
         originals: Mapping[str, str] | None = None,
     ) -> list[StoredFile]:
-        """Write ``files`` (wanted name, bytes) into one folder; names made safe and unique.
+        """Write ``files`` into a new folder of their own; names made safe and unique. Each is
+        written in place, not through a temporary name: nobody looks into the folder before
+        it is complete (``stage`` then ``place`` moves it whole).
 
         A file whose bytes are a raw mail the archive keeps already (``originals``: sha256 to
         its path) becomes a hard link to it rather than a second copy: a filed mail's
         ``original.eml`` no longer costs its size twice, nor a write and an fsync."""
         folder = self._inside(relative_folder)
+        folder.mkdir(parents=True, exist_ok=True)
         stored: list[StoredFile] = []
         used: set[str] = set()
-        for wanted, data in files:
-            name = safe_component(wanted)
+        for file in files:
+            name = safe_component(file.name)
             stem, dot, ext = name.rpartition(".")
             if not dot:
                 stem, ext = name, ""
@@ -1802,12 +1818,10 @@ class Archive:
                 n += 1
                 name = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
             used.add(name.casefold())
-            path, sha = self._inside(f"{relative_folder}/{name}"), hashlib.sha256(data).hexdigest()
-            if not (originals and sha in originals and self._link(originals[sha], path, data)):
-                self._write_atomic(path, data)
-            stored.append(StoredFile(name, wanted, sha, len(data)))
-        if not files:
-            folder.mkdir(parents=True, exist_ok=True)
+            path, sha = self._inside(f"{relative_folder}/{name}"), file.sha256
+            if not (originals and sha in originals and self._link(originals[sha], path, file.data)):
+                _write_new(path, file.data)
+            stored.append(StoredFile(name, file.name, sha, len(file.data)))
         return stored
 
     def _link(self, relative_original: str, path: Path, data: bytes) -> bool:
@@ -1824,7 +1838,7 @@ class Archive:
         return True
 
     def stage(
-        self, files: list[tuple[str, bytes]], *, originals: Mapping[str, str] | None = None
+        self, files: Sequence[PlannedFile], *, originals: Mapping[str, str] | None = None
     ) -> tuple[str, list[StoredFile]]:
         """``file_folder`` into a new folder under ``.staging/``, for ``place`` to move where
         it belongs; (the staging folder, what was stored). The folder's entries are durable
@@ -1891,6 +1905,18 @@ class Archive:
 
 
 STAGING = ".staging"  # in the archive: submissions' files written before their transaction
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Create ``path`` (it must not exist) with ``data``, durably."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_directory(path: Path) -> None:
