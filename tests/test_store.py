@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from worker import store
 from worker.compose import Outgoing
 from worker.store import (
     AckLimits,
@@ -342,6 +343,26 @@ def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path)
     assert archive.clear_staging() == 1
     assert not (tmp_path / "archive" / left).exists()
     assert (tmp_path / "archive" / fresh / "d.pdf").read_bytes() == b"four"
+
+
+def test_kept_mails_names_are_made_durable_once_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group's raw mails: every file's directory is fsynced before the rows that point at
+    them are committed (a rename is not durable until its directory is), and once each."""
+    synced: list[Path] = []
+    real = store._fsync_directory
+    monkeypatch.setattr(store, "_fsync_directory", lambda p: (synced.append(p), real(p)))
+    archive = Archive(tmp_path)
+    raws = [b"one", b"two", b"one", b"three"]
+    kept = archive.put_raws(raws)
+    assert [sha for sha, _ in kept] == [hashlib.sha256(r).hexdigest() for r in raws]
+    parents = {(archive.root / relative).parent for _, relative in kept}
+    assert sorted(synced) == sorted(parents)  # each directory once
+    for (_, relative), raw in zip(kept, raws, strict=True):
+        assert (archive.root / relative).read_bytes() == raw
+    synced.clear()
+    assert archive.put_raws(raws) == kept and synced == []  # kept already: nothing to sync
 
 
 def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path: Path) -> None:

@@ -122,8 +122,8 @@ def keep_mails(
     """``keep_mail`` for a group: every mail's bytes on disk first, then all the rows in one
     commit. A crash in between keeps none of the rows, and the next poll fetches them again."""
     incoming = []
-    for mail in mails:
-        sha, relative = ctx.archive.put_raw(mail.raw)
+    kept = ctx.archive.put_raws([mail.raw for mail in mails])
+    for mail, (sha, relative) in zip(mails, kept, strict=True):
         head = peek(mail.raw)
         incoming.append(
             Incoming(

@@ -1777,15 +1777,28 @@ class Archive:
 
     def put_raw(self, raw: bytes) -> tuple[str, str]:
         """Keep the bytes of a message; returns (sha256, relative path). Idempotent."""
-        sha = hashlib.sha256(raw).hexdigest()
-        relative = f"raw/{sha[:2]}/{sha}.eml"
-        path = self._inside(relative)
-        if self._inside(_tombstone(relative)).exists():
-            return sha, relative  # purged (worker/retention.py): the same mail is not kept again
-        if not (path.exists() and path.stat().st_size == len(raw)):
-            # Read-only: the mail as received is evidence, and a filed copy shares its inode.
-            self._write_atomic(path, raw, read_only=True)
-        return sha, relative
+        return self.put_raws([raw])[0]
+
+    def put_raws(self, raws: Sequence[bytes]) -> list[tuple[str, str]]:
+        """``put_raw`` for a group: each file written and fsynced, then each directory that
+        gained one fsynced once, so that the names are as durable as the bytes before the
+        caller commits rows that point at them."""
+        kept: list[tuple[str, str]] = []
+        grown: set[Path] = set()
+        for raw in raws:
+            sha = hashlib.sha256(raw).hexdigest()
+            relative = f"raw/{sha[:2]}/{sha}.eml"
+            kept.append((sha, relative))
+            path = self._inside(relative)
+            if self._inside(_tombstone(relative)).exists():
+                continue  # purged (worker/retention.py): the same mail is not kept again
+            if not (path.exists() and path.stat().st_size == len(raw)):
+                # Read-only: the mail as received is evidence, and a filed copy shares its inode.
+                self._write_atomic(path, raw, read_only=True)
+                grown.add(path.parent)
+        for directory in grown:
+            _fsync_directory(directory)
+        return kept
 
     def read(self, relative: str) -> bytes:
         return self._inside(relative).read_bytes()
@@ -1818,7 +1831,7 @@ class Archive:
                 n += 1
                 name = f"{stem} ({n}).{ext}" if ext else f"{stem} ({n})"
             used.add(name.casefold())
-            path, sha = self._inside(f"{relative_folder}/{name}"), file.sha256
+            path, sha = folder / name, file.sha256  # one safe component: no / and no dot first
             if not (originals and sha in originals and self._link(originals[sha], path, file.data)):
                 _write_new(path, file.data)
             stored.append(StoredFile(name, file.name, sha, len(file.data)))
