@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     Boolean,
@@ -35,19 +35,21 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     case,
     create_engine,
     event,
     func,
+    insert,
     or_,
     select,
     text,
     true,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -270,18 +272,31 @@ class PurgeRun(Base):
     started_by: Mapped[str] = mapped_column(String(20), default="command")  # command | schedule
 
 
+def outbox_values(key: str, purpose: str, mail: Outgoing, now: datetime) -> dict[str, Any]:
+    """The columns of a mail to send, due now; its ``key`` makes it happen once."""
+    return {
+        "key": key,
+        "purpose": purpose,
+        "recipient": mail.recipient,
+        "subject": mail.subject,
+        "message_id_header": mail.message_id,
+        "raw": mail.raw,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+
+
 def outbox_row(key: str, purpose: str, mail: Outgoing, now: datetime) -> Outbox:
-    """A mail to send, due now; its ``key`` makes it happen once."""
-    return Outbox(
-        key=key,
-        purpose=purpose,
-        recipient=mail.recipient,
-        subject=mail.subject,
-        message_id_header=mail.message_id,
-        raw=mail.raw,
-        created_at=now,
-        next_attempt_at=now,
-    )
+    """A mail to send, due now, as an ORM row."""
+    return Outbox(**outbox_values(key, purpose, mail, now))
+
+
+# The tables the hot path writes with Core statements (Database.finish_message).
+_MESSAGE = cast(Table, Message.__table__)
+_SUBMISSION = cast(Table, Submission.__table__)
+_FILED_FILE = cast(Table, FiledFile.__table__)
+_OUTBOX = cast(Table, Outbox.__table__)
+_LOCATION = cast(Table, MessageLocation.__table__)
 
 
 # --- the database ----------------------------------------------------------------
@@ -665,39 +680,33 @@ class Database:
             originals = dict([original]) if original else None
             for planned in outcome.submissions:
                 staged.append(archive.stage(planned.files, originals=originals))
-            with self.session() as s:
-                message = s.get(Message, message_id)
-                if message is None or message.status != Status.processing:
+            # Core statements, not the ORM's unit of work: this is the hot path of a backlog,
+            # and the ORM's bookkeeping cost more than the statements (docs/PERFORMANCE.md).
+            with self.session() as session:
+                s = session.connection()
+                found = s.execute(
+                    select(Message.status, Message.internaldate).where(Message.id == message_id)
+                ).one_or_none()
+                if found is None or found.status != Status.processing:
                     return Finished()
-                outbox: list[Outbox] = []
+                received: datetime = found.internaldate
+                limits = ack_limits or AckLimits()
                 references: list[str] = []
+                going: list[Sending] = []
                 for planned, (staging, stored) in zip(outcome.submissions, staged, strict=True):
                     previous = self._latest_version(s, planned)
                     version = previous.version + 1 if previous else 1
-                    year = message.internaldate.year
                     number = version
                     if planned.kind == "other" or not planned.cycle:
-                        number = self._count_in_year(s, planned, year) + 1  # this one too
+                        number = self._count_in_year(s, planned, received.year) + 1  # this one
                     reference = reference_for(
-                        planned.kind, planned.cycle, planned.state_iso3, number, year
+                        planned.kind, planned.cycle, planned.state_iso3, number, received.year
                     )
-                    date = message.internaldate.astimezone(UTC).strftime("%Y-%m-%d")
+                    date = received.astimezone(UTC).strftime("%Y-%m-%d")
                     state_folder = safe_component(planned.state_folder)
-                    name = reference.replace("/", "-")
-                    sub = Submission(
-                        message_id=message_id,
-                        kind=planned.kind,
-                        state_iso3=planned.state_iso3,
-                        reference=reference,
-                        received_at=message.internaldate,
-                        folder=f"filed/{state_folder}/{planned.kind}/{date}_{name}",
-                        cycle=planned.cycle,
-                        version=version,
-                        supersedes_id=previous.id if previous else None,
-                        details=planned.details_json,
+                    folder = (
+                        f"filed/{state_folder}/{planned.kind}/{date}_{reference.replace('/', '-')}"
                     )
-                    s.add(sub)
-                    references.append(reference)
                     # The reference is unique and names the folder: claim it in the database
                     # before writing there. Two versions of one State's submission filed at
                     # the same moment both count the same number; the second used to write
@@ -705,64 +714,91 @@ class Database:
                     # reference, remove that folder — a filing the database holds, gone
                     # (tests/faults, two workers). Now the second fails here, having written
                     # nothing, and is processed again as the next version.
-                    s.flush()
+                    submission_id: int = s.execute(
+                        insert(_SUBMISSION)
+                        .values(
+                            message_id=message_id,
+                            kind=planned.kind,
+                            state_iso3=planned.state_iso3,
+                            reference=reference,
+                            received_at=received,
+                            folder=folder,
+                            cycle=planned.cycle,
+                            version=version,
+                            supersedes_id=previous.id if previous else None,
+                            details=planned.details_json,
+                        )
+                        .returning(_SUBMISSION.c.id)
+                    ).scalar_one()
+                    references.append(reference)
                     # Ours now, so anything already there is what a worker killed between
                     # writing and committing left behind: the folder is replaced whole.
-                    written.append(sub.folder)
-                    archive.place(staging, sub.folder)
-                    for f in stored:
-                        s.add(
-                            FiledFile(
-                                submission_id=sub.id,
-                                name=f.name,
-                                original_name=f.original_name,
-                                sha256=f.sha256,
-                                size=f.size,
-                            )
+                    written.append(folder)
+                    archive.place(staging, folder)
+                    if stored:
+                        s.execute(
+                            insert(_FILED_FILE),
+                            [
+                                {
+                                    "submission_id": submission_id,
+                                    "name": f.name,
+                                    "original_name": f.original_name,
+                                    "sha256": f.sha256,
+                                    "size": f.size,
+                                }
+                                for f in stored
+                            ],
                         )
-                    ack = compose_ack(sub.reference, planned, stored) if planned.ack else None
+                    ack = compose_ack(reference, planned, stored) if planned.ack else None
                     if ack is None:
                         continue
-                    row = outbox_row(f"ack:{sub.reference}", "ack", ack, now)
-                    row.submission_id = sub.id
-                    limits = ack_limits or AckLimits()
                     over = (
                         limits.hold
-                        or _too_old(message.internaldate, now, limits.max_age)
+                        or _too_old(received, now, limits.max_age)
                         or self._reply_limit_reached(s, planned.replies_to, ack.recipient, now)
                         or self._ack_limit_reached(s, ack.recipient, now, limits)
                     )
-                    if over:
-                        row.status, row.last_error = "suppressed", over
-                    elif claim_acks:
-                        row.status, row.claimed_at, row.attempts = "sending", now, 1
-                    s.add(row)
-                    s.flush()
-                    outbox.append(row)
-                message.status = outcome.status
-                message.reason = outcome.reason[:2000]
-                message.state_iso3 = outcome.state_iso3
-                message.kind = outcome.kind
-                message.language = outcome.language
-                message.analysis = outcome.analysis_json
-                message.target = outcome.target
-                message.processed_at = now
+                    status = "suppressed" if over else "sending" if claim_acks else "pending"
+                    row = outbox_values(f"ack:{reference}", "ack", ack, now)
+                    row.update(submission_id=submission_id, status=status, last_error=over)
+                    if status == "sending":
+                        row.update(claimed_at=now, attempts=1)
+                    outbox_id: int = s.execute(
+                        insert(_OUTBOX).values(**row).returning(_OUTBOX.c.id)
+                    ).scalar_one()
+                    if status != "suppressed":
+                        going.append(
+                            Sending(outbox_id, row["key"], "ack", ack.recipient, ack.raw, 1)
+                        )
+                s.execute(
+                    update(_MESSAGE)
+                    .where(_MESSAGE.c.id == message_id)
+                    .values(
+                        status=outcome.status.value,
+                        reason=outcome.reason[:2000],
+                        state_iso3=outcome.state_iso3,
+                        kind=outcome.kind,
+                        language=outcome.language,
+                        analysis=outcome.analysis_json,
+                        target=outcome.target,
+                        processed_at=now,
+                    )
+                )
                 # Wherever the message is now, it goes where this outcome says; a place
                 # whose folder was recreated (stale) is left alone.
                 s.execute(
-                    update(MessageLocation)
+                    update(_LOCATION)
                     .where(
-                        MessageLocation.message_id == message_id,
-                        MessageLocation.current.is_(True),
-                        MessageLocation.action_state != "stale",
+                        _LOCATION.c.message_id == message_id,
+                        _LOCATION.c.current.is_(True),
+                        _LOCATION.c.action_state != "stale",
                     )
                     .values(target=outcome.target, action_state="pending", action_error="")
                 )
-                going = [row for row in outbox if row.status in ("pending", "sending")]
                 return Finished(
-                    outbox_ids=tuple(row.id for row in going),
+                    outbox_ids=tuple(item.id for item in going),
                     references=tuple(references),
-                    sending=tuple(_sending(row) for row in going if row.status == "sending"),
+                    sending=tuple(going) if claim_acks else (),
                 )
         except IntegrityError as exc:
             for folder in written:
@@ -777,8 +813,8 @@ class Database:
                 archive.remove_folder(staging)  # not placed: nothing was filed from it
 
     @staticmethod
-    def _count_in_year(s: Session, planned: PlannedSubmission, year: int) -> int:
-        """The number of this State's submission of this kind in the year, this one included."""
+    def _count_in_year(s: Connection, planned: PlannedSubmission, year: int) -> int:
+        """How many of this State's submissions of this kind the year holds so far."""
         start = datetime(year, 1, 1, tzinfo=UTC)
         return int(
             s.scalar(
@@ -793,11 +829,12 @@ class Database:
         )
 
     @staticmethod
-    def _latest_version(s: Session, planned: PlannedSubmission) -> Submission | None:
+    def _latest_version(s: Connection, planned: PlannedSubmission) -> Row[int, int] | None:
+        """(id, version) of the newest submission of this State, kind and cycle."""
         if not planned.cycle or planned.kind == "other":
             return None  # correspondence has no versions
-        return s.scalar(
-            select(Submission)
+        return s.execute(
+            select(Submission.id, Submission.version)
             .where(
                 Submission.state_iso3 == planned.state_iso3,
                 Submission.kind == planned.kind,
@@ -805,11 +842,11 @@ class Database:
             )
             .order_by(Submission.version.desc(), Submission.id.desc())
             .limit(1)
-        )
+        ).first()
 
     @staticmethod
     def _reply_limit_reached(
-        s: Session, replies_to: tuple[str, ...], recipient: str, now: datetime
+        s: Connection, replies_to: tuple[str, ...], recipient: str, now: datetime
     ) -> str:
         """Why the acknowledgement of a reply to our own mail must not go out ('' when it may).
 
@@ -851,7 +888,7 @@ class Database:
         return ""
 
     @staticmethod
-    def _ack_limit_reached(s: Session, recipient: str, now: datetime, limits: AckLimits) -> str:
+    def _ack_limit_reached(s: Connection, recipient: str, now: datetime, limits: AckLimits) -> str:
         """Why this acknowledgement must not go out ('' when it may): the per-recipient
         limits hold even against an autoresponder that slips past the loop checks, and the
         breaker against any loop nobody foresaw."""
