@@ -561,6 +561,7 @@ class Database:
                 )
                 .values(status=Status.processing, claimed_at=now)
                 .returning(Message)
+                .execution_options(synchronize_session=False)  # a new session holds nothing
             )
             return result.one_or_none()
 
@@ -1027,6 +1028,7 @@ class Database:
                 )
                 .values(status="sending", claimed_at=now, attempts=Outbox.attempts + 1)
                 .returning(Outbox)
+                .execution_options(synchronize_session=False)
             )
             row = result.one_or_none()
             return None if row is None else _sending(row)
@@ -1044,6 +1046,7 @@ class Database:
                         update(Outbox)
                         .where(Outbox.id == outbox_id)
                         .values(status="sent", sent_at=when, last_error="")
+                        .execution_options(synchronize_session=False)
                     )
                 return
             except OperationalError:  # the connection, not the statement: worth another try

@@ -7,9 +7,11 @@ import hashlib
 from email.message import EmailMessage
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from parsers.attachments import Extraction
-from parsers.classify import KINDS, KindResult, classify_kind
+from parsers.classify import KINDS, PHRASES, KindResult, classify_kind
 from parsers.message import Attachment, ParsedMessage, parse_message
 
 
@@ -356,3 +358,18 @@ def test_the_words_alone_can_be_read_when_a_human_looks_anyway() -> None:
 
     assert classify_kind(msg, []).kind == "spam"
     assert classify_kind(msg, [], robots=False).kind == "delegation"
+
+
+# Words of the phrases, glued to letters and digits or not: where the look-behind matters.
+_PIECES = st.sampled_from(
+    ["delegation", "delegacion", "composition de la", "list of", "head of the", "credentials",
+     "transparency report", "article 7", "7msp", "msp", "x", "1", " ", "-", "'", "e", "s"]
+)  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join))
+def test_the_quick_look_for_a_phrase_finds_exactly_what_the_full_pattern_finds(text: str) -> None:
+    for phrase in PHRASES:
+        expected = [m.span() for m in phrase.pattern.finditer(text)]
+        assert [m.span() for m in phrase.finditer(text)] == expected
