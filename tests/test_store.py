@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from worker import store
 from worker.compose import Outgoing
@@ -18,6 +19,8 @@ from worker.store import (
     ArchiveError,
     Database,
     Finished,
+    Incoming,
+    MessageLocation,
     Outcome,
     PlannedFile,
     PlannedSubmission,
@@ -343,6 +346,36 @@ def test_staged_files_are_moved_into_place_and_leftovers_cleared(tmp_path: Path)
     assert archive.clear_staging() == 1
     assert not (tmp_path / "archive" / left).exists()
     assert (tmp_path / "archive" / fresh / "d.pdf").read_bytes() == b"four"
+
+
+def test_moved_messages_record_their_new_places_once(db: Database, tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    ids = [keep(db, archive, f"mail {uid}".encode(), uid=uid)[0] for uid in (1, 2, 3)]
+    sha, path = archive.put_raw(b"mail 1")  # a poll of Filed/ saw the first there already
+    db.record_messages("box/Filed", 9, [Incoming(50, NOW, sha, path, 6, None, "", "")])
+    with db.session() as s:
+        inbox = s.scalars(select(MessageLocation).where(MessageLocation.mailbox == "box"))
+        places = {loc.message_id: loc.id for loc in inbox}
+    db.locations_moved(
+        [
+            (places[ids[0]], "box/Filed", 9, 50),  # known already: not recorded twice
+            (places[ids[1]], "box/Filed", 9, 51),
+            (places[ids[2]], "box/Filed", None, None),  # the server did not say where
+            (999, "box/Filed", 9, 52),  # no such place
+        ]
+    )
+    with db.session() as s:
+        found = sorted(
+            (loc.message_id, loc.mailbox, loc.uid, loc.current, loc.action_state)
+            for loc in s.scalars(select(MessageLocation))
+        )
+    assert found == [
+        (ids[0], "box", 1, False, "done"),
+        (ids[0], "box/Filed", 50, True, "waiting"),
+        (ids[1], "box", 2, False, "done"),
+        (ids[1], "box/Filed", 51, True, "done"),
+        (ids[2], "box", 3, False, "done"),
+    ]
 
 
 def test_kept_mails_names_are_made_durable_once_per_directory(

@@ -963,26 +963,41 @@ class Database:
 
     def locations_moved(self, moves: Sequence[tuple[int, str, int | None, int | None]]) -> None:
         """``location_moved`` for several messages (location id, folder, UIDVALIDITY, UID),
-        in one commit."""
+        in one commit, with one look-up of the old places and one of the new per folder."""
         with self.session() as s:
-            for location_id, mailbox, uidvalidity, uid in moves:
-                old = s.get(MessageLocation, location_id)
-                if old is None:
-                    continue
-                old.action_state, old.current = "done", False
-                if uidvalidity is None or uid is None:
-                    continue  # the server did not say: the message can no longer be moved by us
-                known = s.scalar(
-                    select(MessageLocation).where(
+            old = {
+                loc.id: loc
+                for loc in s.scalars(
+                    select(MessageLocation).where(MessageLocation.id.in_({m[0] for m in moves}))
+                )
+            }
+            uids: dict[tuple[str, int], set[int]] = {}
+            for _, mailbox, uidvalidity, uid in moves:
+                if uidvalidity is not None and uid is not None:
+                    uids.setdefault((mailbox, uidvalidity), set()).add(uid)
+            known = {
+                (mailbox, uidvalidity, uid)
+                for (mailbox, uidvalidity), wanted in uids.items()
+                for uid in s.scalars(
+                    select(MessageLocation.uid).where(
                         MessageLocation.mailbox == mailbox,
                         MessageLocation.uidvalidity == uidvalidity,
-                        MessageLocation.uid == uid,
+                        MessageLocation.uid.in_(wanted),
                     )
                 )
-                if known is None:
+            }
+            for location_id, mailbox, uidvalidity, uid in moves:
+                place = old.get(location_id)
+                if place is None:
+                    continue
+                place.action_state, place.current = "done", False
+                if uidvalidity is None or uid is None:
+                    continue  # the server did not say: the message can no longer be moved by us
+                if (mailbox, uidvalidity, uid) not in known:
+                    known.add((mailbox, uidvalidity, uid))
                     s.add(
                         MessageLocation(
-                            message_id=old.message_id,
+                            message_id=place.message_id,
                             mailbox=mailbox,
                             uidvalidity=uidvalidity,
                             uid=uid,
