@@ -5,11 +5,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
-from email.policy import default
+from email.policy import SMTP, default
 
 import pytest
 
-from worker.compose import LANGUAGES, ReceivedFile, compose_ack, stable_message_id
+from worker.compose import (
+    LANGUAGES,
+    ReceivedFile,
+    compose_ack,
+    set_simple_header,
+    stable_message_id,
+)
 
 RECEIVED = datetime(2017, 8, 14, 7, 30, tzinfo=UTC)
 
@@ -110,3 +116,29 @@ def test_it_says_whether_the_submission_came_in_time_by_the_geneva_calendar(
 def test_without_a_known_deadline_it_says_nothing_about_time() -> None:
     _, body = ack("en")
     assert "Deadline" not in body and "We have understood this message as" in body
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "auto-replied",
+        "CCM/7MSP/DEL/FRA/001",
+        "<ccm.0123456789abcdef01234567@unog.ch>",
+        "Mon, 14 Aug 2017 07:30:00 +0000",
+        "x" * 70,  # too long for one line: folded the usual way
+        "Délégation",  # not ASCII: encoded the usual way
+        "two  spaces",
+        " leading",
+    ],
+)
+def test_a_plain_header_is_written_exactly_as_the_email_package_writes_it(value: str) -> None:
+    """The shortcut that skips the parse of simple headers gives the same bytes."""
+    shortcut, usual = EmailMessage(), EmailMessage()
+    set_simple_header(shortcut, "X-Test", value)
+    usual["X-Test"] = value
+    assert shortcut.as_bytes(policy=SMTP) == usual.as_bytes(policy=SMTP)
+
+
+def test_a_header_value_with_a_line_break_is_refused_not_written_raw() -> None:
+    with pytest.raises(ValueError):
+        set_simple_header(EmailMessage(), "X-Test", "x\r\nBcc: victim@example.org")

@@ -6,6 +6,7 @@ Rendering is pure: values in, bytes out. Sending is ``mailer``'s business.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from email import message_from_bytes
@@ -36,7 +37,6 @@ KIND_LABELS = {
 }
 
 
-@cache
 @cache  # one environment per process: a new one compiled every template again, every mail
 def _templates() -> Environment:
     return Environment(
@@ -75,9 +75,23 @@ def mark_automatic(msg: EmailMessage, auto_submitted: str, service_address: str)
     """Every mail we send says it was sent by a robot, so that robots do not answer it (RFC
     3834 ``Auto-Submitted``; Exchange's ``X-Auto-Response-Suppress``) and, if it comes back to
     us, we know it for ours (``X-Loop``)."""
-    msg["Auto-Submitted"] = auto_submitted  # auto-replied (answers) or auto-generated (ours)
-    msg["X-Auto-Response-Suppress"] = "All"
-    msg["X-Loop"] = service_address
+    # auto-replied (our answers) or auto-generated (the rest)
+    set_simple_header(msg, "Auto-Submitted", auto_submitted)
+    set_simple_header(msg, "X-Auto-Response-Suppress", "All")
+    set_simple_header(msg, "X-Loop", service_address)
+
+
+_PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # printable ASCII, single spaces
+
+
+def set_simple_header(msg: EmailMessage, name: str, value: str) -> None:
+    """``msg[name] = value`` for a value that needs neither encoding nor folding, without the
+    parse that ``msg[name] =`` does and the fold that writing it does again (most of an
+    acknowledgement's composing time, docs/PERFORMANCE.md); any other value goes that way."""
+    if len(name) + 2 + len(value) <= 78 and _PLAIN.fullmatch(value):
+        msg.set_raw(name, value)
+    else:
+        msg[name] = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +166,17 @@ def compose_ack(
     msg["From"] = formataddr((service_name, service_address))
     msg["To"] = recipient
     msg["Subject"] = subject
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = message_id
+    set_simple_header(msg, "Date", format_datetime(now))
+    set_simple_header(msg, "Message-ID", message_id)
     if original_message_id:
         msg["In-Reply-To"] = original_message_id
         msg["References"] = " ".join([*original_references[-10:], original_message_id])
     mark_automatic(msg, "auto-replied", service_address)
-    msg["X-CCM-Reference"] = reference
+    set_simple_header(msg, "X-CCM-Reference", reference)
     msg.set_content(body)
-    msg["Content-Language"] = lang  # after set_content(), which replaces the Content-* headers
+    set_simple_header(
+        msg, "Content-Language", lang
+    )  # after set_content(), which replaces the Content-* headers
     # CRLF line ends: the form SMTP and IMAP APPEND both expect, byte for byte.
     raw = msg.as_bytes(policy=SMTP_POLICY)
     return Outgoing(recipient=recipient, subject=subject, message_id=message_id, raw=raw)
