@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
+from tests import servers
 from worker import store
 from worker.compose import Outgoing
 from worker.store import (
@@ -414,3 +416,26 @@ def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path:
     assert stored[0].sha256 == sha
     other = archive.stage(files(("original.eml", raw + b"changed")), originals={sha: relative})
     assert not os.path.samefile(kept, tmp_path / "archive" / other[0] / "original.eml")
+
+
+def test_a_pooled_postgresql_connection_is_checked_after_idling_and_replaced_if_dead(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted server: a connection idle longer than PING_AFTER_IDLE is pinged at checkout
+    and replaced; one used a moment before fails its statement once, after which the pool's
+    connections are all new. Nothing is lost either way: the work is done again."""
+    with servers.postgres_server(tmp_path / "pg") as postgres:
+        db = Database(postgres.url(postgres.create_database("ccm")))
+        db.create_schema()
+        try:
+            assert db.status_counts() == {}
+            postgres.restart()
+            monkeypatch.setattr(store, "PING_AFTER_IDLE", 0.0)  # idle long enough: pinged
+            assert db.status_counts() == {}
+            monkeypatch.setattr(store, "PING_AFTER_IDLE", 3600.0)  # just used: trusted
+            postgres.restart()
+            with pytest.raises(OperationalError):
+                db.status_counts()
+            assert db.status_counts() == {}  # the pool was invalidated and connects again
+        finally:
+            db.dispose()
