@@ -75,8 +75,8 @@ class _Phrase:
     label: str
     pattern: re.Pattern[str]
     # The pattern without its leading look-behind, which keeps the regex engine from skipping
-    # ahead to where a match could start: it finds a superset of the matches, several times
-    # faster, and most texts have none at all (docs/PERFORMANCE.md).
+    # ahead to where a match could start: it finds a superset of the matches, faster, and
+    # most texts have none at all (docs/PERFORMANCE.md).
     loose: re.Pattern[str] | None = None
 
     def finditer(self, folded: str) -> list[re.Match[str]]:

@@ -573,25 +573,19 @@ class Database:
     def claim_message(self, message_id: int, now: datetime, *, stale: timedelta) -> Message | None:
         """Take a message for processing; None when it is done or another worker has it."""
         with self.session() as s:
-            # A Core statement: the ORM's version of this one statement cost three times more.
-            row = (
-                s.connection()
-                .execute(
-                    update(_MESSAGE)
-                    .where(
-                        _MESSAGE.c.id == message_id,
-                        or_(
-                            _MESSAGE.c.status == Status.received,
-                            (_MESSAGE.c.status == Status.processing)
-                            & (_MESSAGE.c.claimed_at <= now - stale),
-                        ),
-                    )
-                    .values(status=Status.processing, claimed_at=now)
-                    .returning(*_MESSAGE.c)
+            return s.scalars(
+                update(Message)
+                .where(
+                    Message.id == message_id,
+                    or_(
+                        Message.status == Status.received,
+                        (Message.status == Status.processing) & (Message.claimed_at <= now - stale),
+                    ),
                 )
-                .one_or_none()
-            )
-            return None if row is None else Message(**row._asdict())
+                .values(status=Status.processing, claimed_at=now)
+                .returning(Message)
+                .execution_options(synchronize_session=False)  # a new session holds nothing
+            ).one_or_none()
 
     def claim_for_review(self, message_id: int, now: datetime) -> Message | None:
         """Take a message out of the review queue to decide it; None if it is not there."""
@@ -709,8 +703,8 @@ class Database:
             originals = dict([original]) if original else None
             for planned in outcome.submissions:
                 staged.append(archive.stage(planned.files, originals=originals))
-            # Core statements, not the ORM's unit of work: this is the hot path of a backlog,
-            # and the ORM's bookkeeping cost more than the statements (docs/PERFORMANCE.md).
+            # Core statements on the session's connection, without the ORM's unit of work
+            # (flushes, identity map) around them: this is the hot path of a backlog.
             with self.session() as session:
                 s = session.connection()
                 found = s.execute(
