@@ -27,7 +27,6 @@ import email.utils
 import hashlib
 import html
 import io
-import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -757,7 +756,9 @@ class Lifted:
         lifted = cls(raw=raw, source=view, bodies={}, lines={})
         if len(raw) < LIFT_BYTES:
             return lifted
-        secret = os.urandom(12).hex().encode()  # a sender cannot forge a marker it does not know
+        # The markers name a digest of the message itself: a sender cannot write a marker into
+        # a mail without knowing that mail's digest, and the same bytes parse the same way.
+        secret = b""
         pieces: list[bytes | memoryview] = []
         done = 0
         # Every search below stays between the neighbouring encoding headers (and within a
@@ -798,6 +799,7 @@ class Lifted:
                 body = binascii.a2b_base64(view[start:end])
             except binascii.Error:
                 continue
+            secret = secret or hashlib.sha256(raw).hexdigest()[:24].encode()
             marker = b"ccm-lifted-%s-%06d" % (secret, len(lifted.bodies))
             line = base64.b64encode(marker)
             lifted.prefix = line[:_PREFIX_CHARS]

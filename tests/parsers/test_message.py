@@ -448,8 +448,8 @@ def test_a_body_that_is_not_plain_base64_is_left_to_the_parser(
 
 
 def test_a_sender_cannot_pass_off_a_part_as_a_lifted_body() -> None:
-    """A small part whose content looks like a marker stays what it is: markers carry a secret
-    made for each parse."""
+    """A small part whose content looks like a marker stays what it is: markers carry a digest
+    of the message they are in, which a message cannot contain."""
     raw = large_mail()
     first = message_module.Lifted.from_raw(raw)
     (marker, *_), *_ = first.lines.values()
