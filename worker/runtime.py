@@ -68,7 +68,6 @@ def analyse_message(
 
     Attachments are read in a child process under the settings' time and memory limits.
     """
-    readers = message_limits(settings)
     limits = extraction_limits(settings, ocr=ocr)
     return analyse(
         raw,
@@ -80,7 +79,7 @@ def analyse_message(
         received=received,
         meetings=load_meetings(),
         extract=lambda msg: extract_isolated(msg, limits),
-        limits=readers,
+        limits=limits.readers,  # the readers' limits are the message's too
     )
 
 
