@@ -715,7 +715,8 @@ class Database:
                 received: datetime = found.internaldate
                 limits = ack_limits or AckLimits()
                 references: list[str] = []
-                going: list[Sending] = []
+                going: list[int] = []  # outbox rows to send: pending, or claimed for the caller
+                sending: list[Sending] = []
                 for planned, (staging, stored) in zip(outcome.submissions, staged, strict=True):
                     previous = self._latest_version(s, planned)
                     version = previous.version + 1 if previous else 1
@@ -790,7 +791,9 @@ class Database:
                         insert(_OUTBOX).values(**row).returning(_OUTBOX.c.id)
                     ).scalar_one()
                     if status != "suppressed":
-                        going.append(
+                        going.append(outbox_id)
+                    if status == "sending":
+                        sending.append(
                             Sending(outbox_id, row["key"], "ack", ack.recipient, ack.raw, 1)
                         )
                 s.execute(
@@ -818,11 +821,7 @@ class Database:
                     )
                     .values(target=outcome.target, action_state="pending", action_error="")
                 )
-                return Finished(
-                    outbox_ids=tuple(item.id for item in going),
-                    references=tuple(references),
-                    sending=tuple(going) if claim_acks else (),
-                )
+                return Finished(tuple(going), tuple(references), tuple(sending))
         except IntegrityError as exc:
             for folder in written:
                 archive.remove_folder(folder)
