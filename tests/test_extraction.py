@@ -1,20 +1,21 @@
 """extract_isolated: a message's attachments read in a child process that cannot hang the
-worker or eat its memory, kept from one message to the next and replaced when it fails, and
-that leaves no process behind, also from a daemonic process as in Celery's prefork pool.
-Hostile behaviour is played by targets passed in (``target=``)."""
+worker or eat its memory, holds nothing of the worker's, is kept from one message to the next
+and replaced when it fails, and leaves no process behind, also from a daemonic process as in
+Celery's prefork pool. Hostile behaviour is played by the functions of
+``tests/extraction_targets.py``, named by ``target=``."""
 
 from __future__ import annotations
 
 import io
+import json
 import multiprocessing
 import os
 import shutil
 import signal
 import statistics
-import subprocess
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,10 @@ from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFont
 
 from parsers.attachments import Extraction, extract_all
-from parsers.limits import Limits as ReaderLimits
 from parsers.message import ParsedMessage, parse_message
+from tests.extraction_targets import name, record_of
 from worker import extraction
-from worker.extraction import Limits, close_reader, extract_isolated
+from worker.extraction import Limits, close_reader, extract_isolated, start_reader
 
 
 def make_pdf(text: str) -> bytes:
@@ -99,48 +100,6 @@ def reader_pid() -> int | None:
     return extraction._reader.pid if extraction._reader is not None else None
 
 
-# --------------------------------------------------------------------------- targets
-
-
-def sleeps(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
-    time.sleep(600)
-    return ()
-
-
-def first_then_sleeps(
-    msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits
-) -> Iterator[Extraction]:
-    yield Extraction(msg.attachments[0].safe_name, "text", "first one", None)
-    time.sleep(600)
-
-
-def allocates_2_gb(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
-    hog = bytearray(2 * 1024 * 1024 * 1024)
-    return [Extraction("x", "text", str(len(hog)), None)]
-
-
-def segfaults(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
-    os.kill(os.getpid(), signal.SIGSEGV)
-    time.sleep(5)
-    return ()
-
-
-def raises(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
-    raise ValueError("pypdf had a bad day")
-
-
-def starts_a_program_then_hangs(record: Path) -> Callable[..., Iterable[Extraction]]:
-    """A stand-in for a tesseract run that never ends: the grandchild must die too."""
-
-    def target(msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits) -> Iterable[Extraction]:
-        program = subprocess.Popen(["sleep", "600"])
-        record.write_text(f"{os.getpid()} {program.pid}")
-        program.wait()
-        return ()
-
-    return target
-
-
 # --------------------------------------------------------------------------- tests
 
 
@@ -177,7 +136,7 @@ def test_it_kills_a_hanging_extraction_at_the_time_limit() -> None:
     msg = make_message()
     started = time.monotonic()
 
-    results = extract_isolated(msg, Limits(seconds=1), target=sleeps)
+    results = extract_isolated(msg, Limits(seconds=1), target=name("sleeps"))
 
     assert time.monotonic() - started < 3
     assert results == (
@@ -187,23 +146,25 @@ def test_it_kills_a_hanging_extraction_at_the_time_limit() -> None:
 
 
 def test_it_keeps_what_was_read_before_the_time_limit() -> None:
-    results = extract_isolated(make_message(), Limits(seconds=0.5), target=first_then_sleeps)
+    results = extract_isolated(make_message(), Limits(seconds=2), target=name("first_then_sleeps"))
 
     assert [(x.name, x.text, x.error) for x in results] == [
         ("nv.pdf", "first one", None),
-        ("d.zip", "", "over a limit: extraction timed out after 0.5 s"),
+        ("d.zip", "", "over a limit: extraction timed out after 2 s"),
     ]
 
 
-def test_it_kills_the_programs_the_extraction_started(tmp_path: Path) -> None:
-    record = tmp_path / "pids"
+def test_it_kills_the_programs_the_extraction_started() -> None:
+    record = record_of(os.getpid())
+    record.unlink(missing_ok=True)
 
     results = extract_isolated(
-        make_message(), Limits(seconds=1), target=starts_a_program_then_hangs(record)
+        make_message(), Limits(seconds=2), target=name("starts_a_program_then_hangs")
     )
 
     child, grandchild = (int(pid) for pid in record.read_text().split())
-    assert results[0].error == "over a limit: extraction timed out after 1 s"
+    record.unlink()
+    assert results[0].error == "over a limit: extraction timed out after 2 s"
     assert gone(child)
     deadline = time.monotonic() + 5
     while not gone(grandchild) and time.monotonic() < deadline:
@@ -214,7 +175,9 @@ def test_it_kills_the_programs_the_extraction_started(tmp_path: Path) -> None:
 def test_it_stops_an_extraction_that_outgrows_the_memory_cap() -> None:
     started = time.monotonic()
 
-    results = extract_isolated(make_message(), Limits(memory_mb=1024), target=allocates_2_gb)
+    results = extract_isolated(
+        make_message(), Limits(memory_mb=1024), target=name("allocates_2_gb")
+    )
 
     assert time.monotonic() - started < 5
     assert [x.error for x in results] == [
@@ -223,13 +186,13 @@ def test_it_stops_an_extraction_that_outgrows_the_memory_cap() -> None:
 
 
 def test_it_reports_a_crashed_extraction() -> None:
-    results = extract_isolated(make_message(), target=segfaults)
+    results = extract_isolated(make_message(), target=name("segfaults"))
 
     assert [x.error for x in results] == [f"extraction process died (signal {signal.SIGSEGV})"] * 2
 
 
 def test_it_reports_an_extraction_that_raised() -> None:
-    results = extract_isolated(make_message(), target=raises)
+    results = extract_isolated(make_message(), target=name("raises"))
 
     assert [x.error for x in results] == ["extraction failed: ValueError: pypdf had a bad day"] * 2
 
@@ -248,9 +211,9 @@ def _in_a_daemon(queue: Any, which: str) -> None:
     if which == "normal":
         queue.put((extract_isolated(msg), extract_all(msg)))
     elif which == "hang":
-        queue.put((extract_isolated(msg, Limits(seconds=1), target=sleeps), None))
+        queue.put((extract_isolated(msg, Limits(seconds=1), target=name("sleeps")), None))
     else:
-        queue.put((extract_isolated(msg, target=allocates_2_gb), None))
+        queue.put((extract_isolated(msg, target=name("allocates_2_gb")), None))
     close_reader()
     queue.put(sorted(descendants()))
 
@@ -290,7 +253,7 @@ def test_the_child_costs_a_few_milliseconds() -> None:
         extract_isolated(msg)
         overheads.append(time.perf_counter() - started - direct)
     overhead = statistics.median(overheads)
-    print(f"\nfork overhead per message: {overhead * 1000:.1f} ms (median of 15)")
+    print(f"\nreader overhead per message: {overhead * 1000:.1f} ms (median of 15)")
     assert overhead < 0.25
 
 
@@ -306,14 +269,14 @@ def test_one_reader_reads_message_after_message() -> None:
     assert again == [first] * 3 == [extract_all(msg)] * 3
 
 
-@pytest.mark.parametrize("target", [sleeps, segfaults, raises, allocates_2_gb])
-def test_a_reader_that_failed_is_replaced_for_the_next_message(target: Any) -> None:
+@pytest.mark.parametrize("target", ["sleeps", "segfaults", "raises", "allocates_2_gb"])
+def test_a_reader_that_failed_is_replaced_for_the_next_message(target: str) -> None:
     msg = make_message()
     extract_isolated(msg)
     before = reader_pid()
     assert before is not None
 
-    failed = extract_isolated(msg, Limits(seconds=1), target=target)
+    failed = extract_isolated(msg, Limits(seconds=1), target=name(target))
     after = extract_isolated(msg)
 
     assert all(x.error for x in failed)
@@ -380,6 +343,41 @@ def test_the_reader_lets_go_of_the_workers_sockets() -> None:
             sock.close()
 
 
+def test_the_reader_holds_none_of_the_workers_settings_or_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A file that takes the reader over finds no secret in its environment and no descriptor
+    but its own two channels and the standard three."""
+    monkeypatch.setenv("CCM_SMTP_PASSWORD", "not-for-the-reader")
+    monkeypatch.setenv("CCM_DATABASE_URL", "postgresql://ccm:not-for-the-reader@127.0.0.1/ccm")
+    monkeypatch.setenv("PYTHONPATH", "/not/for/the/reader")
+    database = open(__file__, "rb")  # noqa: SIM115 - an open file of the worker's
+    try:
+        (result,) = extract_isolated(make_message(), target=name("tells_what_it_holds"))[:1]
+    finally:
+        database.close()
+
+    held = json.loads(result.text)
+    assert "not-for-the-reader" not in result.text
+    assert not [key for key in held["environ"] if key.startswith(("CCM_", "PYTHON"))]
+    assert held["environ"]["PATH"] == os.environ["PATH"]  # tesseract and the others are found
+    assert len(held["fds"]) <= 3 + 2 + 1  # stdin/out/err, the two channels, listdir's own
+
+
+def test_a_reader_started_ahead_loads_its_libraries_before_the_first_message() -> None:
+    start_reader()
+    pid = reader_pid()
+    assert pid is not None
+
+    def mapped() -> str:
+        return Path(f"/proc/{pid}/maps").read_text()
+
+    deadline = time.monotonic() + 20
+    while "lxml" not in mapped() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "lxml" in mapped()  # python-docx's and openpyxl's parser, imported at start
+
+
 def test_a_concurrent_thread_gets_a_reader_of_its_own() -> None:
     import threading
 
@@ -397,8 +395,6 @@ def test_a_concurrent_thread_gets_a_reader_of_its_own() -> None:
 
 
 def test_a_reader_started_ahead_reads_the_next_message() -> None:
-    from worker.extraction import start_reader
-
     start_reader()
     ahead = reader_pid()
     start_reader()  # one is ready: nothing more is started

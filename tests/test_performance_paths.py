@@ -20,8 +20,6 @@ from typing import Any
 import pytest
 
 from config.settings import load_settings
-from parsers.attachments import extract_all
-from parsers.message import parse_message
 from tests.app import append, keep, wait_until
 from tests.servers import Dovecot
 from worker import intake, mailbox, processing
@@ -284,21 +282,6 @@ def test_a_send_or_mailbox_sync_already_waiting_is_not_queued_again(
     tasks._queue_once(task, "test")
     assert task.queued == 2
     tasks._started("test")
-
-
-def test_the_warm_up_files_go_through_each_reader() -> None:
-    """What the worker reads before its pool forks really exercises the PDF, Word and Excel
-    readers (a file they refused would warm up nothing)."""
-    from worker.tasks import _warm_up_files
-
-    msg = EmailMessage()
-    msg["From"] = "warm-up@localhost"
-    msg.set_content("warm-up")
-    for name, data in _warm_up_files():
-        msg.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-    read = extract_all(parse_message(msg.as_bytes()), ocr=False)
-    assert [(x.method, x.error) for x in read] == [("pdf", None), ("docx", None), ("xlsx", None)]
-    assert all("warm-up" in x.text for x in read)
 
 
 # --- mailbox moves -------------------------------------------------------------------------

@@ -1,24 +1,31 @@
 """Reading a message's attachments in a child process, with a time limit and a memory cap.
 
 A hostile PDF can send pypdf into a loop or make PDFium allocate gigabytes; an OCR run can
-take minutes. So the readers of ``parsers.attachments`` run in a forked child, the *reader*:
+take minutes. So the readers of ``parsers.attachments`` run in a child process, the *reader*:
 it caps its own address space (``RLIMIT_AS``), leads a process group of its own (so tesseract,
-antiword and catdoc go with it), lets go of the worker's sockets, and sends each attachment's
-result to the parent over a pipe as soon as it is done. The parent waits until the deadline,
-then kills the whole group.
+antiword and catdoc go with it), and sends each attachment's result to the parent over a pipe
+as soon as it is done. The parent waits until the deadline, then kills the whole group.
 
-The reader is kept from one message to the next (one per worker process): forking the worker
-for every message cost more than reading most messages' files. A reader that timed out, ran
-out of memory, failed or died is replaced by a new one, as is one that has read
-``READER_MESSAGES`` messages or grown by ``READER_GROWTH_MB`` (a large file read). What it
-has read before stays in it until then; its answers are checked field by field either way.
+The reader is a new Python interpreter (``subprocess``, fork and exec), not a fork of the
+worker: it starts with none of the worker's memory, so nothing it holds (settings, secrets,
+connections, mail being processed) is within reach of a hostile file; it inherits only its two
+channels and an environment without the worker's settings (``_reader_env``), and it costs
+some 60 MB instead of sharing, and being counted for, the worker's 115 MB. It imports its
+libraries when it starts, not when the first message comes.
 
-``os.fork``, ``os.pipe`` and a socket pair are used directly, not ``multiprocessing``:
-Celery's prefork pool runs tasks in daemonic processes, which ``multiprocessing`` does not
-allow to have children.
+The reader is kept from one message to the next (one per worker process): starting one for
+every message cost more than reading most messages' files. A reader that timed out, ran out of
+memory, failed or died is replaced by a new one, as is one that has read ``READER_MESSAGES``
+messages or grown by ``READER_GROWTH_MB`` (a large file read). What it has read before stays in
+it until then; its answers are checked field by field either way.
+
 The files go to the reader as framed bytes; results come back as JSON, not pickle: the child
 has just parsed hostile bytes, and the parent should not run whatever a compromised child
-might send it.
+might send it. ``multiprocessing`` is not used: Celery's prefork pool runs tasks in daemonic
+processes, which ``multiprocessing`` does not allow to have children.
+
+What the reader runs is named by a string, ``"module:function"`` (``DEFAULT_TARGET``; tests
+name hostile stand-ins), which the new interpreter imports.
 
 ``extract_isolated`` never raises: every attachment gets an :class:`Extraction`, with the
 reason (timed out, out of memory, died) when its reader could not finish. The attachments done
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import json
 import os
 import resource
@@ -36,13 +44,15 @@ import select
 import signal
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import NoReturn, Protocol
+from typing import Any, NoReturn
 
-from parsers.attachments import Extraction, iter_extractions
+from parsers.attachments import Extraction
 from parsers.limits import Limits as ReaderLimits
 from parsers.limits import over_limit
 from parsers.message import Attachment, ParsedMessage
@@ -55,6 +65,18 @@ READER_MESSAGES = 500  # messages one reader process reads before a fresh one re
 READER_GROWTH_MB = 64  # ... or once it has grown by this much (a large file read)
 PIPE_BYTES = 1024 * 1024  # the request socket's send buffer: a typical file in one go
 _EXIT_NO_MEMORY, _EXIT_FAILED = 3, 70
+DEFAULT_TARGET = "parsers.attachments:iter_extractions"
+# What the default target imports on first use, imported when its reader starts instead.
+_PRELOAD = ("pypdf", "docx", "openpyxl")
+# The environment a reader gets: what the readers and the programs they run (tesseract,
+# antiword, catdoc) need, and nothing of the worker's settings or secrets.
+_ENV_KEEP = ("PATH", "HOME", "TMPDIR", "TZ", "LANG", "LANGUAGE", "TESSDATA_PREFIX")
+_ENV_KEEP_PREFIXES = ("LC_",)
+# The new interpreter's first words: take the worker's import path, then serve.
+_BOOT = (
+    "import json, sys; about = json.loads(sys.argv[1]); sys.path[:] = about['path']; "
+    "from worker.extraction import serve; serve(about)"
+)
 _MAX_FRAME = 256 * 1024 * 1024  # one attachment's result; 200 000 characters is ~1.2 MB
 # Signals whose handlers the child must not inherit from a Celery worker or a test runner.
 _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
@@ -64,9 +86,9 @@ _RESET_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, 
 class Limits:
     """Bounds for reading one message.
 
-    ``memory_mb`` is the child's whole address space (``RLIMIT_AS``), the part inherited from
-    the worker included (a Celery worker is some 150 MB of it); tesseract, antiword and catdoc
-    get the same cap each.
+    ``memory_mb`` is the reader's whole address space (``RLIMIT_AS``), its interpreter and
+    libraries included (some 300 MB of address space, most of it never touched); tesseract,
+    antiword and catdoc get the same cap each.
     """
 
     seconds: float = 60.0  # the whole message
@@ -81,12 +103,7 @@ class Limits:
             raise ValueError(f"Limits.memory_mb must be at least 64, not {self.memory_mb}")
 
 
-class Target(Protocol):
-    """What the child runs: ``parsers.attachments.iter_extractions`` (tests pass others)."""
-
-    def __call__(
-        self, msg: ParsedMessage, *, ocr: bool, limits: ReaderLimits
-    ) -> Iterable[Extraction]: ...
+Target = Callable[..., Iterable[Extraction]]  # called (msg, *, ocr=..., limits=...)
 
 
 # --------------------------------------------------------------------------- the wire
@@ -220,44 +237,53 @@ def _rss_kb() -> int:
         return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
 
 
-def _cut_loose(keep: tuple[int, ...]) -> None:
-    """Let go of what the child inherited: the worker's sockets (Redis, the kept IMAP
-    connection, SQLite) would otherwise stay open as long as the reader lives. Each such
-    descriptor is pointed at /dev/null rather than closed, so that its number is not handed
-    out again while a Python object of the parent's still thinks it owns it."""
-    null = os.open(os.devnull, os.O_RDWR)
-    try:
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd != null and fd not in keep:
-                with contextlib.suppress(OSError):
-                    os.dup2(null, fd)
-    except OSError:
-        pass  # no /proc: the descriptors stay, as they did for a reader per message
-    finally:
-        os.close(null)
+def _reader_env() -> dict[str, str]:
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in _ENV_KEEP or name.startswith(_ENV_KEEP_PREFIXES)
+    }
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this reader when the worker process that started it dies, even
+    by SIGKILL; if that already happened, exit now."""
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
-        # Die with the worker process even if it is killed before it can stop this one.
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(_EXIT_FAILED)
 
 
-def _child(requests: int, replies: int, limits: Limits, target: Target) -> NoReturn:
-    """Run in the forked reader: serve messages until the request socket closes; never
-    returns, never runs the parent's clean-up code."""
+def _resolve(name: str) -> Target:
+    module, _, attribute = name.partition(":")
+    target = getattr(importlib.import_module(module), attribute)
+    if not callable(target):
+        raise TypeError(f"{name} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def serve(about: dict[str, Any]) -> NoReturn:
+    """The reader's main: serve messages until the request socket closes; never returns.
+
+    ``about`` comes from the worker (``_Reader``): the descriptors of the two channels, the
+    worker's process id, the memory cap, the target's name and when to retire."""
+    requests, replies = int(about["requests"]), int(about["replies"])
     code = _EXIT_FAILED
     try:
-        with contextlib.suppress(OSError):
-            os.setpgid(0, 0)
+        _die_with(int(about["parent"]))
         for signum in _RESET_SIGNALS:
             signal.signal(signum, signal.SIG_DFL)
-        _cut_loose((requests, replies))
-        cap = limits.memory_mb * 1024 * 1024
+        cap = int(about["memory_mb"]) * 1024 * 1024
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         if hard != resource.RLIM_INFINITY:
             cap = min(cap, hard)  # an unprivileged process cannot raise its hard limit
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        target = _resolve(str(about["target"]))
+        if about["target"] == DEFAULT_TARGET:
+            for module in _PRELOAD:
+                importlib.import_module(module)
         started_kb, served = _rss_kb(), 0
         while (work := _take_request(requests)) is not None:
             msg, ocr, readers = work
@@ -266,7 +292,7 @@ def _child(requests: int, replies: int, limits: Limits, target: Target) -> NoRet
             del msg, work
             served += 1
             grown_mb = (_rss_kb() - started_kb) / 1024
-            retire = served >= READER_MESSAGES or grown_mb > READER_GROWTH_MB
+            retire = served >= about["messages"] or grown_mb > about["growth_mb"]
             _send(replies, _DONE, b"retire" if retire else b"")
             if retire:
                 break
@@ -275,7 +301,7 @@ def _child(requests: int, replies: int, limits: Limits, target: Target) -> NoRet
         code = _EXIT_NO_MEMORY
         with contextlib.suppress(BaseException):
             _send(replies, _NO_MEMORY, b"")
-    except BaseException as exc:  # noqa: BLE001 - the child's bulkhead: report, then exit
+    except BaseException as exc:  # noqa: BLE001 - the reader's bulkhead: report, then exit
         with contextlib.suppress(BaseException):
             _send(replies, _FAILED, f"{type(exc).__name__}: {exc}"[:300].encode("utf-8", "replace"))
     finally:
@@ -339,25 +365,28 @@ def _collect(fd: int, deadline: float) -> _Outcome:
                 return outcome
 
 
-def _kill_and_reap(pid: int) -> int | None:
-    """SIGKILL the child's process group (tesseract included), then reap the child.
+def _kill_and_reap(process: subprocess.Popen[bytes]) -> int | None:
+    """SIGKILL the reader's process group (tesseract included), then reap the reader.
 
-    The group is killed before the child is reaped: until then its number cannot be given to
-    another process group. Returns the wait status, or None if someone else reaped it.
+    The group is killed before the reader is reaped: until then its number cannot be given to
+    another process group. Returns its return code (minus the signal that killed it), or None
+    if someone else reaped it.
     """
     with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
+        os.killpg(process.pid, signal.SIGKILL)
     with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
+        os.kill(process.pid, signal.SIGKILL)  # not Popen.kill: its poll() would reap it
     try:
-        _, status = os.waitpid(pid, 0)
+        _, status = os.waitpid(process.pid, 0)
     except ChildProcessError:
+        process.returncode = -1  # reaped elsewhere; Popen must not wait for it again
         return None
-    return status
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode
 
 
 def _await_exit(pid: int, deadline: float) -> None:
-    """Let a child that closed its pipe finish exiting (until the deadline), without reaping
+    """Let a reader that closed its pipe finish exiting (until the deadline), without reaping
     it (WNOWAIT): its status is read when it is reaped, after its group is killed."""
     while time.monotonic() < deadline:
         try:
@@ -369,12 +398,11 @@ def _await_exit(pid: int, deadline: float) -> None:
         time.sleep(0.002)
 
 
-def _why_it_died(status: int | None) -> str:
-    if status is None:
+def _why_it_died(code: int | None) -> str:
+    if code is None:
         return "extraction process died"
-    if os.WIFSIGNALED(status):
-        return f"extraction process died (signal {os.WTERMSIG(status)})"
-    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+    if code < 0:
+        return f"extraction process died (signal {-code})"
     if code == _EXIT_NO_MEMORY:
         return over_limit("extraction failed: out of memory")
     return f"extraction process died (exit {code})"
@@ -387,9 +415,9 @@ def _fill(msg: ParsedMessage, done: list[Extraction], error: str) -> tuple[Extra
 
 
 class _Reader:
-    """One reader process: forked once, then fed message after message."""
+    """One reader process: started once, then fed message after message."""
 
-    def __init__(self, limits: Limits, target: Target) -> None:
+    def __init__(self, limits: Limits, target: str) -> None:
         self.memory_mb, self.target, self.owner = limits.memory_mb, target, os.getpid()
         # Requests go over a socket, not a pipe: the reader can then take each file in one
         # recv (MSG_WAITALL), into one buffer.
@@ -403,29 +431,41 @@ class _Reader:
             os.close(requests_read)
             os.close(self.requests)
             raise
+        about = {
+            "path": sys.path,
+            "requests": requests_read,
+            "replies": replies_write,
+            "parent": self.owner,
+            "memory_mb": limits.memory_mb,
+            "target": target,
+            "messages": READER_MESSAGES,
+            "growth_mb": READER_GROWTH_MB,
+        }
         try:
-            self.pid = os.fork()
-        except OSError:
-            for fd in (requests_read, self.requests, self.replies, replies_write):
+            # close_fds (the default): the reader gets its two channels and nothing else of
+            # the worker's (Redis, IMAP, the database). -I: no PYTHON* variables, no user site.
+            self.process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed code
+                [sys.executable, "-I", "-c", _BOOT, json.dumps(about)],
+                pass_fds=(requests_read, replies_write),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env=_reader_env(),
+                process_group=0,
+            )
+        except (OSError, subprocess.SubprocessError):
+            for fd in (self.requests, self.replies):
                 os.close(fd)
-            raise
-        if self.pid == 0:  # the child
-            try:
-                os.close(self.requests)
-                os.close(self.replies)
-                _child(requests_read, replies_write, limits, target)
-            finally:
-                os._exit(_EXIT_FAILED)
-        os.close(requests_read)
-        os.close(replies_write)
-        with contextlib.suppress(OSError):
-            os.setpgid(self.pid, self.pid)  # also done by the child: whichever runs first
+            raise OSError("the reader could not be started") from None
+        finally:
+            os.close(requests_read)
+            os.close(replies_write)
+        self.pid = self.process.pid
 
-    def serves(self, limits: Limits, target: Target) -> bool:
+    def serves(self, limits: Limits, target: str) -> bool:
         return (
             self.owner == os.getpid()
             and self.memory_mb == limits.memory_mb
-            and self.target is target
+            and self.target == target
         )
 
     def read(self, msg: ParsedMessage, limits: Limits, deadline: float) -> _Outcome:
@@ -440,13 +480,14 @@ class _Reader:
         return outcome
 
     def stop(self) -> int | None:
-        """Close the pipes, kill the reader's group, reap it; its wait status."""
+        """Close the channels, kill the reader's group, reap it; its return code."""
         for fd in (self.requests, self.replies):
             with contextlib.suppress(OSError):
                 os.close(fd)
         if self.owner != os.getpid():
-            return None  # a forked copy of the worker: the reader is not its child
-        return _kill_and_reap(self.pid)
+            self.process.returncode = -1  # a forked copy of the worker: not its child
+            return None
+        return _kill_and_reap(self.process)
 
 
 def _write_all(fd: int, data: bytes | memoryview) -> None:
@@ -471,11 +512,10 @@ def close_reader() -> None:
 atexit.register(close_reader)
 
 
-def start_reader(limits: Limits = Limits(), *, target: Target = iter_extractions) -> None:
-    """Have a reader ready for the next message, forked now. Called when the worker process
-    starts and after each task, when the process holds no message: a reader forked in the
-    middle of a large message would start out sharing all of its pages (and count them in its
-    own resident size)."""
+def start_reader(limits: Limits = Limits(), *, target: str = DEFAULT_TARGET) -> None:
+    """Have a reader ready for the next message, started now. Called when the worker process
+    starts and after each task, so that the reader's start (some 0.3 s of CPU: the interpreter
+    and the readers' libraries) is not in a message's way."""
     global _reader
     if not _reader_lock.acquire(blocking=False):
         return
@@ -492,12 +532,12 @@ def start_reader(limits: Limits = Limits(), *, target: Target = iter_extractions
 
 
 def extract_isolated(
-    msg: ParsedMessage, limits: Limits = Limits(), *, target: Target = iter_extractions
+    msg: ParsedMessage, limits: Limits = Limits(), *, target: str = DEFAULT_TARGET
 ) -> tuple[Extraction, ...]:
     """``parsers.attachments.extract_all(msg)`` in a child process bounded by ``limits``.
 
-    The reader process is kept for the next message: forking a worker of some 120 MB for
-    every message was most of the cost of reading its attachments (docs/PERFORMANCE.md). It is
+    The reader process is kept for the next message: a process for every message was most of
+    the cost of reading its attachments (docs/PERFORMANCE.md). It is
     replaced after it times out, runs out of memory, fails or dies, after
     ``READER_MESSAGES`` messages, and when it has grown by ``READER_GROWTH_MB``. A thread
     that finds it in use gets a reader of its own for one message.
@@ -505,7 +545,7 @@ def extract_isolated(
     Never raises. Safe to call from a daemonic process (a Celery prefork worker).
     """
     global _reader
-    if not msg.attachments and target is iter_extractions:
+    if not msg.attachments and target == DEFAULT_TARGET:
         return ()
     deadline = time.monotonic() + limits.seconds
     shared = _reader_lock.acquire(blocking=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 from celery import Task
-from celery.signals import task_postrun, worker_init, worker_process_init, worker_ready
+from celery.signals import task_postrun, worker_process_init, worker_ready
 
 from worker import digest, intake, mailer, processing
 from worker.app import app
@@ -211,7 +211,7 @@ def _poll_at_start(**_: Any) -> None:
 @worker_process_init.connect
 @task_postrun.connect
 def _reader_ready(**_: Any) -> None:
-    """A pool process forks its attachment reader while it holds no message (at its start,
+    """A pool process starts its attachment reader ahead of the next message (at its start,
     and after a task that retired or lost its reader): worker/extraction.py."""
     from worker.extraction import start_reader
     from worker.runtime import extraction_limits
@@ -220,72 +220,3 @@ def _reader_ready(**_: Any) -> None:
         start_reader(extraction_limits(get_context().settings))
     except Exception:  # the next message starts one itself
         log.warning("attachment reader not started ahead", exc_info=True)
-
-
-@worker_init.connect
-def _warm_readers(**_: Any) -> None:
-    """Read a PDF, a Word file and a workbook once, in the main process before the pool forks.
-
-    Each message's attachments are read in a fresh fork (worker/extraction.py). The readers
-    import their libraries and set up their caches on first use, so until this ran in the
-    parent every message paid for those imports again (about 0.1-0.25 s a message with an
-    attachment on the 2-core development machine, the largest share of a backlog's time in the
-    first profile). Pool processes and readers now inherit them ready.
-    """
-    from email.message import EmailMessage
-
-    from parsers.attachments import extract_all
-    from parsers.message import parse_message
-
-    try:
-        mail = EmailMessage()
-        mail["From"], mail["Subject"] = "warm-up@localhost", "warm-up"
-        mail.set_content("warm-up")
-        for name, data in _warm_up_files():
-            mail.add_attachment(data, maintype="application", subtype="octet-stream", filename=name)
-        extract_all(parse_message(mail.as_bytes()), ocr=False)
-    except Exception:  # a slower worker is better than one that will not start
-        log.warning("attachment readers not warmed up", exc_info=True)
-
-
-def _warm_up_files() -> list[tuple[str, bytes]]:
-    import io
-
-    import docx
-    import openpyxl
-
-    text = b"BT /F1 12 Tf 72 720 Td (State Party: warm-up) Tj ET"
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    pdf, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(pdf))
-        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(pdf)
-    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    document = docx.Document()
-    document.add_paragraph("warm-up")
-    word = io.BytesIO()
-    document.save(word)
-    book = openpyxl.Workbook()
-    sheet = book.active
-    assert sheet is not None
-    sheet.append(["warm-up", 1])
-    sheets = io.BytesIO()
-    book.save(sheets)
-    return [
-        ("warm-up.pdf", bytes(pdf)),
-        ("warm-up.docx", word.getvalue()),
-        ("warm-up.xlsx", sheets.getvalue()),
-    ]
