@@ -236,7 +236,10 @@ _REPLY_HEADER = re.compile(
     r"|(?:from|de|von) ?: .{1,200}\n(?:sent|envoye|enviado(?: el)?|gesendet|date|fecha) ?: )",
     re.MULTILINE,
 )
-_QUESTION = re.compile(r"[^.!?\n]*\?")
+# A sentence that ends in a question mark. It may start only where a sentence does (the look-
+# behind): tried from every character of a long line without one, "[^.!?\n]*\?" read the rest
+# of the line each time, which is quadratic. The matches are the same (tests/parsers/test_classify).
+_QUESTION = re.compile(r"(?<![^.!?\n])[^.!?\n]*\?")
 
 
 def _fold(text: str) -> str:
@@ -278,7 +281,7 @@ class _Hit:
 
 def _scan(text: str, place: str, where: str, questions: bool = False) -> list[_Hit]:
     folded = _NOT_KEYWORDS.sub(lambda m: " " * len(m.group()), _fold(text))
-    asked = [m.span() for m in _QUESTION.finditer(folded)] if questions else []
+    asked = [m.span() for m in _QUESTION.finditer(folded)] if questions and "?" in folded else []
     hits: list[_Hit] = []
     for tier in _TIERS:
         for phrase in PHRASES:
