@@ -87,8 +87,8 @@ class Limits:
     """Bounds for reading one message.
 
     ``memory_mb`` is the reader's whole address space (``RLIMIT_AS``), its interpreter and
-    libraries included (some 300 MB of address space, most of it never touched); tesseract,
-    antiword and catdoc get the same cap each.
+    libraries included (some 75 MB once it has started); tesseract, antiword and catdoc get
+    the same cap each.
     """
 
     seconds: float = 60.0  # the whole message
@@ -452,10 +452,10 @@ class _Reader:
                 env=_reader_env(),
                 process_group=0,
             )
-        except (OSError, subprocess.SubprocessError):
+        except (OSError, subprocess.SubprocessError) as exc:
             for fd in (self.requests, self.replies):
                 os.close(fd)
-            raise OSError("the reader could not be started") from None
+            raise OSError(f"the reader could not be started: {exc}") from exc
         finally:
             os.close(requests_read)
             os.close(replies_write)
