@@ -252,9 +252,24 @@ def test_long_names_keep_their_extension_and_clashing_names_are_numbered(tmp_pat
     assert stored[2].sha256 == hashlib.sha256(b"3").hexdigest()
 
 
-def test_a_folder_outside_the_archive_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ArchiveError):
-        Archive(tmp_path / "archive").file_folder("../outside", [PlannedFile.of("x", b"")])
+@pytest.mark.parametrize(
+    "folder", ["../outside", "filed/../../outside", "/tmp/outside", "filed//x", "./x", "x/\x00"]
+)
+def test_a_folder_outside_the_archive_is_refused(tmp_path: Path, folder: str) -> None:
+    with pytest.raises(ArchiveError, match="escapes the archive"):
+        Archive(tmp_path / "archive").file_folder(folder, [PlannedFile.of("x", b"")])
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_directory_the_operator_linked_elsewhere_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "other-disk").mkdir()
+    (tmp_path / "archive" / "filed").symlink_to(tmp_path / "other-disk")
+    archive = Archive(tmp_path / "archive")
+
+    archive.file_folder("filed/France/x", [PlannedFile.of("a.pdf", b"1")])
+
+    assert (tmp_path / "other-disk" / "France" / "x" / "a.pdf").read_bytes() == b"1"
 
 
 def test_a_later_list_for_the_same_meeting_supersedes_the_earlier_one_which_is_kept(

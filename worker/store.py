@@ -1831,10 +1831,15 @@ class Archive:
         self.root = root.resolve()
 
     def _inside(self, relative: str) -> Path:
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root):
+        """The archive's path for ``relative``, which must name a place under the root: no
+        leading slash, no empty, ``.`` or ``..`` part, no NUL. Checked on the text, not by
+        resolving the path (a system call per directory, several times per filed mail): only
+        the service writes in the archive, and a directory an operator links elsewhere
+        (``filed`` on another disk) is followed."""
+        parts = relative.split("/")
+        if "\x00" in relative or any(part in ("", ".", "..") for part in parts):
             raise ArchiveError(f"path escapes the archive: {relative!r}")
-        return path
+        return self.root.joinpath(*parts)
 
     def _write_atomic(self, path: Path, data: bytes, *, read_only: bool = False) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
