@@ -34,10 +34,12 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    Select,
     String,
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
@@ -296,6 +298,41 @@ _SUBMISSION = cast(Table, Submission.__table__)
 _FILED_FILE = cast(Table, FiledFile.__table__)
 _OUTBOX = cast(Table, Outbox.__table__)
 _LOCATION = cast(Table, MessageLocation.__table__)
+
+
+def _ack_limits_statement() -> Select[Any]:
+    """This recipient's acknowledgements in the last hour and day, and everyone's in the last
+    hour counted no further than the breaker's limit (a backlog's thousands are not counted
+    each time one more is queued): one statement, three looks at two indexes, this
+    recipient's from (purpose, recipient, created_at, status), everyone's from (purpose,
+    created_at, status). Parameters: recipient, hour_ago, day_ago, all_limit."""
+    counted = (Outbox.purpose == "ack", Outbox.status != "suppressed")
+    mine = (*counted, Outbox.recipient == bindparam("recipient"))
+    hour_ago = bindparam("hour_ago", type_=UTCDateTime())
+    day_ago = bindparam("day_ago", type_=UTCDateTime())
+    everyone = select(Outbox.id).where(*counted, Outbox.created_at >= hour_ago)
+    return select(
+        select(func.count()).where(*mine, Outbox.created_at >= hour_ago).scalar_subquery(),
+        select(func.count()).where(*mine, Outbox.created_at >= day_ago).scalar_subquery(),
+        select(func.count())
+        .select_from(everyone.limit(bindparam("all_limit")).subquery())
+        .scalar_subquery(),
+    )
+
+
+# Built once: statements that run for every filed mail, executed with their parameters
+# (building and keying a statement cost more than running it on SQLite).
+_ACK_LIMITS = _ack_limits_statement()
+_LATEST_VERSION = (
+    select(Submission.id, Submission.version)
+    .where(
+        Submission.state_iso3 == bindparam("state"),
+        Submission.kind == bindparam("kind"),
+        Submission.cycle == bindparam("cycle"),
+    )
+    .order_by(Submission.version.desc(), Submission.id.desc())
+    .limit(1)
+)
 
 
 # --- the database ----------------------------------------------------------------
@@ -856,14 +893,8 @@ class Database:
         if not planned.cycle or planned.kind == "other":
             return None  # correspondence has no versions
         return s.execute(
-            select(Submission.id, Submission.version)
-            .where(
-                Submission.state_iso3 == planned.state_iso3,
-                Submission.kind == planned.kind,
-                Submission.cycle == planned.cycle,
-            )
-            .order_by(Submission.version.desc(), Submission.id.desc())
-            .limit(1)
+            _LATEST_VERSION,
+            {"state": planned.state_iso3, "kind": planned.kind, "cycle": planned.cycle},
         ).first()
 
     @staticmethod
@@ -914,22 +945,14 @@ class Database:
         """Why this acknowledgement must not go out ('' when it may): the per-recipient
         limits hold even against an autoresponder that slips past the loop checks, and the
         breaker against any loop nobody foresaw."""
-        hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-        counted = (Outbox.purpose == "ack", Outbox.status != "suppressed")
-        mine = (*counted, Outbox.recipient == recipient, Outbox.created_at >= day_ago)
-        # Everyone's hour is counted no further than the breaker's limit: a backlog's thousands
-        # of acknowledgements are not counted each time one more is queued.
-        everyone = select(Outbox.id).where(*counted, Outbox.created_at >= hour_ago)
-        # One statement, three looks at two indexes: this recipient's day from (purpose,
-        # recipient, created_at, status), everyone's hour from (purpose, created_at, status).
         to_hour, to_day, all_hour = s.execute(
-            select(
-                select(func.count()).where(*mine, Outbox.created_at >= hour_ago).scalar_subquery(),
-                select(func.count()).where(*mine).scalar_subquery(),
-                select(func.count())
-                .select_from(everyone.limit(limits.all_per_hour).subquery())
-                .scalar_subquery(),
-            )
+            _ACK_LIMITS,
+            {
+                "recipient": recipient,
+                "hour_ago": now - timedelta(hours=1),
+                "day_ago": now - timedelta(days=1),
+                "all_limit": limits.all_per_hour,
+            },
         ).one()
         if to_hour >= limits.per_recipient_hour:
             return f"rate limit: {limits.per_recipient_hour} an hour to {recipient}"
