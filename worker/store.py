@@ -333,6 +333,20 @@ _LATEST_VERSION = (
     .order_by(Submission.version.desc(), Submission.id.desc())
     .limit(1)
 )
+# finish_message's: the message as it is, and the rows it writes (values as parameters).
+_STATUS_NOW = select(_MESSAGE.c.status, _MESSAGE.c.internaldate).where(
+    _MESSAGE.c.id == bindparam("which")
+)
+_NEW_SUBMISSION = insert(_SUBMISSION).returning(_SUBMISSION.c.id)
+_NEW_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
+_DECIDED = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("which"))
+# Wherever the message is now, it goes where its outcome says; a place whose folder was
+# recreated (stale) is left alone.
+_TO_MOVE = update(_LOCATION).where(
+    _LOCATION.c.message_id == bindparam("which"),
+    _LOCATION.c.current.is_(True),
+    _LOCATION.c.action_state != "stale",
+)
 
 
 # --- the database ----------------------------------------------------------------
@@ -744,9 +758,7 @@ class Database:
             # (flushes, identity map) around them: this is the hot path of a backlog.
             with self.session() as session:
                 s = session.connection()
-                found = s.execute(
-                    select(Message.status, Message.internaldate).where(Message.id == message_id)
-                ).one_or_none()
+                found = s.execute(_STATUS_NOW, {"which": message_id}).one_or_none()
                 if found is None or found.status != Status.processing:
                     return Finished()
                 received: datetime = found.internaldate
@@ -776,20 +788,19 @@ class Database:
                     # (tests/faults, two workers). Now the second fails here, having written
                     # nothing, and is processed again as the next version.
                     submission_id: int = s.execute(
-                        insert(_SUBMISSION)
-                        .values(
-                            message_id=message_id,
-                            kind=planned.kind,
-                            state_iso3=planned.state_iso3,
-                            reference=reference,
-                            received_at=received,
-                            folder=folder,
-                            cycle=planned.cycle,
-                            version=version,
-                            supersedes_id=previous.id if previous else None,
-                            details=planned.details_json,
-                        )
-                        .returning(_SUBMISSION.c.id)
+                        _NEW_SUBMISSION,
+                        {
+                            "message_id": message_id,
+                            "kind": planned.kind,
+                            "state_iso3": planned.state_iso3,
+                            "reference": reference,
+                            "received_at": received,
+                            "folder": folder,
+                            "cycle": planned.cycle,
+                            "version": version,
+                            "supersedes_id": previous.id if previous else None,
+                            "details": planned.details_json,
+                        },
                     ).scalar_one()
                     references.append(reference)
                     # Ours now, so anything already there is what a worker killed between
@@ -824,9 +835,7 @@ class Database:
                     row.update(submission_id=submission_id, status=status, last_error=over)
                     if status == "sending":
                         row.update(claimed_at=now, attempts=1)
-                    outbox_id: int = s.execute(
-                        insert(_OUTBOX).values(**row).returning(_OUTBOX.c.id)
-                    ).scalar_one()
+                    outbox_id: int = s.execute(_NEW_OUTBOX, row).scalar_one()
                     if status != "suppressed":
                         going.append(outbox_id)
                     if status == "sending":
@@ -834,29 +843,27 @@ class Database:
                             Sending(outbox_id, row["key"], "ack", ack.recipient, ack.raw, 1)
                         )
                 s.execute(
-                    update(_MESSAGE)
-                    .where(_MESSAGE.c.id == message_id)
-                    .values(
-                        status=outcome.status.value,
-                        reason=outcome.reason[:2000],
-                        state_iso3=outcome.state_iso3,
-                        kind=outcome.kind,
-                        language=outcome.language,
-                        analysis=outcome.analysis_json,
-                        target=outcome.target,
-                        processed_at=now,
-                    )
+                    _DECIDED,
+                    {
+                        "which": message_id,
+                        "status": outcome.status.value,
+                        "reason": outcome.reason[:2000],
+                        "state_iso3": outcome.state_iso3,
+                        "kind": outcome.kind,
+                        "language": outcome.language,
+                        "analysis": outcome.analysis_json,
+                        "target": outcome.target,
+                        "processed_at": now,
+                    },
                 )
-                # Wherever the message is now, it goes where this outcome says; a place
-                # whose folder was recreated (stale) is left alone.
                 s.execute(
-                    update(_LOCATION)
-                    .where(
-                        _LOCATION.c.message_id == message_id,
-                        _LOCATION.c.current.is_(True),
-                        _LOCATION.c.action_state != "stale",
-                    )
-                    .values(target=outcome.target, action_state="pending", action_error="")
+                    _TO_MOVE,
+                    {
+                        "which": message_id,
+                        "target": outcome.target,
+                        "action_state": "pending",
+                        "action_error": "",
+                    },
                 )
                 return Finished(tuple(going), tuple(references), tuple(sending))
         except IntegrityError as exc:
