@@ -342,6 +342,7 @@ _NEW_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
 _DECIDED = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("which"))
 # Wherever the message is now, it goes where its outcome says; a place whose folder was
 # recreated (stale) is left alone.
+_OUTBOX_ROW = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("which"))
 _TO_MOVE = update(_LOCATION).where(
     _LOCATION.c.message_id == bindparam("which"),
     _LOCATION.c.current.is_(True),
@@ -1108,11 +1109,9 @@ class Database:
         while True:
             try:
                 with self.session() as s:
-                    s.execute(
-                        update(Outbox)
-                        .where(Outbox.id == outbox_id)
-                        .values(status="sent", sent_at=when, last_error="")
-                        .execution_options(synchronize_session=False)
+                    s.connection().execute(
+                        _OUTBOX_ROW,
+                        {"which": outbox_id, "status": "sent", "sent_at": when, "last_error": ""},
                     )
                 return
             except OperationalError:  # the connection, not the statement: worth another try
