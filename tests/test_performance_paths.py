@@ -15,9 +15,11 @@ import signal
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
+from email.policy import SMTP
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from config.settings import load_settings
 from tests.app import append, keep, wait_until
@@ -389,3 +391,65 @@ def test_a_group_of_kept_mail_is_cut_short_when_its_mails_are_large(
 
     assert [len(g) for g in intake._groups(small, 10)] == [10, 2]
     assert [len(g) for g in intake._groups(large, 10)] == [2, 2, 1]
+
+
+# --- copies in Sent ------------------------------------------------------------------------
+
+
+def sent_mails(ctx: Context, count: int) -> list[int]:
+    """``count`` mails as the outbox holds them once the SMTP server has taken them."""
+    from worker.compose import Outgoing
+
+    now = datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        mail = EmailMessage()
+        mail["From"], mail["To"] = "ccm@unog.ch", f"mission{n}@example.org"
+        mail["Subject"], mail["Message-ID"] = f"Receipt {n}", f"<receipt.{n}@unog.ch>"
+        mail.set_content(f"Received, {n}.")
+        raw = mail.as_bytes(policy=SMTP)  # CRLF, as the mailer sends and the server keeps it
+        outgoing = Outgoing(str(mail["To"]), str(mail["Subject"]), str(mail["Message-ID"]), raw)
+        outbox_id = ctx.db.queue_outbox_once(f"test:{n}", "ack", outgoing, now)
+        assert outbox_id is not None
+        ctx.db.outbox_sent(outbox_id, now)
+        ids.append(outbox_id)
+    return ids
+
+
+def sent_folder(ctx: Context) -> list[bytes]:
+    with kept_inbox(ctx.settings) as inbox:
+        inbox.ensure_folder("Sent")
+        inbox.select("Sent")
+        return sorted(m.raw for m in inbox.fetch_raw(inbox.uids_after(0)))
+
+
+def test_sent_copies_are_recorded_a_group_at_a_time_and_appended_once(
+    ctx: Context, dovecot: Any, account: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent_mails(ctx, 4)
+    real, appended = mailbox.Inbox.append, []
+
+    def breaks_on_the_third(self: mailbox.Inbox, raw: bytes, folder: str, **kw: Any) -> Any:
+        if len(appended) == 2:
+            raise mailbox.ConnectionLost("the server went away")
+        appended.append(raw)
+        return real(self, raw, folder, **kw)
+
+    monkeypatch.setattr(mailbox.Inbox, "append", breaks_on_the_third)
+    with kept_inbox(ctx.settings) as inbox, pytest.raises(mailbox.ConnectionLost):
+        intake.copy_sent_mail(ctx, inbox)
+    assert len(ctx.db.uncopied_sent()) == 2  # the two appended were recorded all the same
+    monkeypatch.undo()
+
+    with kept_inbox(ctx.settings) as inbox:
+        assert intake.copy_sent_mail(ctx, inbox) == 2
+    assert ctx.db.uncopied_sent() == []
+    assert len(sent_folder(ctx)) == 4
+
+    # Records lost (a database restored from last night's backup): looked for, not appended.
+    with ctx.db.session() as s:
+        s.execute(sqlalchemy.text("UPDATE outbox SET copied_to_sent = false"))
+    with kept_inbox(ctx.settings) as inbox:
+        assert intake.copy_sent_mail(ctx, inbox) == 4
+    assert ctx.db.uncopied_sent() == []
+    assert len(sent_folder(ctx)) == 4

@@ -315,13 +315,17 @@ def copy_sent_mail(ctx: Context, inbox: Inbox) -> int:
     folder = ctx.settings.imap_sent_folder
     if not folder:
         return 0
-    copies = 0
+    copied: list[int] = []
     sent = inbox.folder_name(*folder.split("/"))
-    for outbox_id, raw in ctx.db.uncopied_sent():
-        inbox.ensure_folder(sent)
-        there = inbox.find(sent, peek(raw).message_id, hashlib.sha256(raw).hexdigest())
-        if there is None:
-            inbox.append(raw, sent, seen=True)
-        ctx.db.mark_copied(outbox_id)
-        copies += 1
-    return copies
+    try:
+        for outbox_id, raw in ctx.db.uncopied_sent():
+            inbox.ensure_folder(sent)
+            there = inbox.find(sent, peek(raw).message_id, hashlib.sha256(raw).hexdigest())
+            if there is None:
+                inbox.append(raw, sent, seen=True)
+            copied.append(outbox_id)
+    finally:
+        # Recorded for the group at once, also when a later one failed. A copy whose record
+        # is lost all the same is found by the look above next time, not appended again.
+        ctx.db.mark_copied(copied)
+    return len(copied)

@@ -1159,9 +1159,13 @@ class Database:
             )
             return [(i, raw) for i, raw in rows]
 
-    def mark_copied(self, outbox_id: int) -> None:
+    def mark_copied(self, outbox_ids: Iterable[int]) -> None:
+        """These sent mails have their copy in the Sent folder (one statement for a group)."""
+        ids = list(outbox_ids)
+        if not ids:
+            return
         with self.session() as s:
-            s.execute(update(Outbox).where(Outbox.id == outbox_id).values(copied_to_sent=True))
+            s.execute(update(Outbox).where(Outbox.id.in_(ids)).values(copied_to_sent=True))
 
     # -- digest ------------------------------------------------------------------------------
 
