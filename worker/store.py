@@ -340,9 +340,9 @@ _STATUS_NOW = select(_MESSAGE.c.status, _MESSAGE.c.internaldate).where(
 _NEW_SUBMISSION = insert(_SUBMISSION).returning(_SUBMISSION.c.id)
 _NEW_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
 _DECIDED = update(_MESSAGE).where(_MESSAGE.c.id == bindparam("which"))
+_OUTBOX_ROW = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("which"))
 # Wherever the message is now, it goes where its outcome says; a place whose folder was
 # recreated (stale) is left alone.
-_OUTBOX_ROW = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("which"))
 _TO_MOVE = update(_LOCATION).where(
     _LOCATION.c.message_id == bindparam("which"),
     _LOCATION.c.current.is_(True),
