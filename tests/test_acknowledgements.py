@@ -13,6 +13,7 @@ from worker.compose import (
     LANGUAGES,
     ReceivedFile,
     compose_ack,
+    set_address_header,
     set_simple_header,
     stable_message_id,
 )
@@ -136,6 +137,42 @@ def test_a_plain_header_is_written_exactly_as_the_email_package_writes_it(value:
     shortcut, usual = EmailMessage(), EmailMessage()
     set_simple_header(shortcut, "X-Test", value)
     usual["X-Test"] = value
+    assert shortcut.as_bytes(policy=SMTP) == usual.as_bytes(policy=SMTP)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("In-Reply-To", "<CAF=abc.123+x@mail.gmail.com>"),
+        ("References", "<a.1@diplomatie.gouv.fr> <ccm.0123456789abcdef@unog.ch>"),
+        ("References", " ".join(f"<id.{n}@example.org>" for n in range(6))),  # folded
+    ],
+)
+def test_reply_headers_are_written_exactly_as_the_email_package_writes_them(
+    name: str, value: str
+) -> None:
+    shortcut, usual = EmailMessage(), EmailMessage()
+    set_simple_header(shortcut, name, value)
+    usual[name] = value
+    assert shortcut.as_bytes(policy=SMTP) == usual.as_bytes(policy=SMTP)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "mission.france@diplomatie.gouv.fr",
+        "o'brien+ccm@example.org",
+        "a_b-c@mfa.gov.ng",
+        "a..b@example.org",  # not a dot-atom: quoted the usual way
+        "josé@example.org",  # not ASCII: the usual way
+        "x@[127.0.0.1]",  # a domain literal: the usual way
+        "a" * 70 + "@example.org",  # too long for one line: the usual way
+    ],
+)
+def test_an_address_is_written_exactly_as_the_email_package_writes_it(address: str) -> None:
+    shortcut, usual = EmailMessage(), EmailMessage()
+    set_address_header(shortcut, "To", address)
+    usual["To"] = address
     assert shortcut.as_bytes(policy=SMTP) == usual.as_bytes(policy=SMTP)
 
 
