@@ -9,9 +9,10 @@ as soon as it is done. The parent waits until the deadline, then kills the whole
 The reader is a new Python interpreter (``subprocess``, fork and exec), not a fork of the
 worker: it starts with none of the worker's memory, so nothing it holds (settings, secrets,
 connections, mail being processed) is within reach of a hostile file; it inherits only its two
-channels and an environment without the worker's settings (``_reader_env``), and it costs
-some 60 MB instead of sharing, and being counted for, the worker's 115 MB. It imports its
-libraries when it starts, not when the first message comes.
+channels and an environment without the worker's settings (``_reader_env``), and its memory
+is its own instead of shared with, and counted twice for, the worker's. It imports its
+libraries when it starts, not when the first message comes (``scripts/benchmark --only
+steps`` prints what a start costs).
 
 The reader is kept from one message to the next (one per worker process): starting one for
 every message cost more than reading most messages' files. A reader that timed out, ran out of
@@ -87,8 +88,7 @@ class Limits:
     """Bounds for reading one message.
 
     ``memory_mb`` is the reader's whole address space (``RLIMIT_AS``), its interpreter and
-    libraries included (some 75 MB once it has started); tesseract, antiword and catdoc get
-    the same cap each.
+    libraries included; tesseract, antiword and catdoc get the same cap each.
     """
 
     seconds: float = 60.0  # the whole message
@@ -514,8 +514,8 @@ atexit.register(close_reader)
 
 def start_reader(limits: Limits = Limits(), *, target: str = DEFAULT_TARGET) -> None:
     """Have a reader ready for the next message, started now. Called when the worker process
-    starts and after each task, so that the reader's start (some 0.3 s of CPU: the interpreter
-    and the readers' libraries) is not in a message's way."""
+    starts and after each task, so that the reader's start (the interpreter and the readers'
+    libraries: ``scripts/benchmark --only steps``) is not in a message's way."""
     global _reader
     if not _reader_lock.acquire(blocking=False):
         return
