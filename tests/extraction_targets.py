@@ -5,6 +5,7 @@ of their own: ``extract_isolated(msg, target=name("sleeps"))``."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,6 +70,4 @@ def tells_what_it_holds(msg: ParsedMessage, *, ocr: bool, limits: Limits) -> Ite
     descriptors, as the text of the first attachment's result."""
     descriptors = sorted(int(fd) for fd in os.listdir("/proc/self/fd"))
     held = {"environ": dict(os.environ), "fds": descriptors}
-    import json
-
     return [Extraction(msg.attachments[0].safe_name, "text", json.dumps(held), None)]

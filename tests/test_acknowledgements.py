@@ -11,9 +11,9 @@ import pytest
 
 from worker.compose import (
     LANGUAGES,
+    PLAIN_ADDRESS,
     ReceivedFile,
     compose_ack,
-    set_address_header,
     set_simple_header,
     stable_message_id,
 )
@@ -171,7 +171,7 @@ def test_reply_headers_are_written_exactly_as_the_email_package_writes_them(
 )
 def test_an_address_is_written_exactly_as_the_email_package_writes_it(address: str) -> None:
     shortcut, usual = EmailMessage(), EmailMessage()
-    set_address_header(shortcut, "To", address)
+    set_simple_header(shortcut, "To", address, PLAIN_ADDRESS)
     usual["To"] = address
     assert shortcut.as_bytes(policy=SMTP) == usual.as_bytes(policy=SMTP)
 

@@ -84,26 +84,20 @@ def mark_automatic(msg: EmailMessage, auto_submitted: str, service_address: str)
 _PLAIN = re.compile(r"[\x21-\x7e]+(?: [\x21-\x7e]+)*")  # printable ASCII, single spaces
 
 
-# An address that is a dot-atom on both sides of the @: written by the email package as it is.
+# One bare address, a dot-atom on both sides of the @: the email package writes it as it is.
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+PLAIN_ADDRESS = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 
 
-def set_address_header(msg: EmailMessage, name: str, address: str) -> None:
-    """``msg[name] = address`` for one bare address; a plain one (most) without the parse
-    and the fold, as ``set_simple_header`` does. The bytes written are the same (tested)."""
-    if len(name) + 2 + len(address) <= 78 and _PLAIN_ADDRESS.fullmatch(address):
-        msg.set_raw(name, address)
-    else:
-        msg[name] = address
-
-
-def set_simple_header(msg: EmailMessage, name: str, value: str) -> None:
-    """``msg[name] = value`` for a value that needs neither encoding nor folding, without the
-    parse that ``msg[name] =`` does and the fold that writing it does again (they were
+def set_simple_header(
+    msg: EmailMessage, name: str, value: str, plain: re.Pattern[str] = _PLAIN
+) -> None:
+    """``msg[name] = value`` for a value that needs neither encoding nor folding (``plain``
+    says which: printable ASCII by default, ``PLAIN_ADDRESS`` for an address header), without
+    the parse that ``msg[name] =`` does and the fold that writing it does again (they were
     most of an acknowledgement's composing time); any other value goes that way. The bytes
     written are the same (tests/test_acknowledgements.py)."""
-    if len(name) + 2 + len(value) <= 78 and _PLAIN.fullmatch(value):
+    if len(name) + 2 + len(value) <= 78 and plain.fullmatch(value):
         msg.set_raw(name, value)
     else:
         msg[name] = value
@@ -179,7 +173,7 @@ def compose_ack(
     message_id = stable_message_id(key, service_address)
     msg = EmailMessage()
     msg["From"] = formataddr((service_name, service_address))
-    set_address_header(msg, "To", recipient)
+    set_simple_header(msg, "To", recipient, PLAIN_ADDRESS)
     msg["Subject"] = subject
     set_simple_header(msg, "Date", format_datetime(now))
     set_simple_header(msg, "Message-ID", message_id)
