@@ -413,6 +413,49 @@ def test_kept_mails_names_are_made_durable_once_per_directory(
         assert (archive.root / relative).read_bytes() == raw
     synced.clear()
     assert archive.put_raws(raws) == kept and synced == []  # kept already: nothing to sync
+    assert list((archive.root / "raw" / ".staging").iterdir()) == []  # nothing left behind
+
+
+def test_a_group_that_fails_to_be_kept_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group whose files cannot all be made durable (a disk error on an fsync) raises, and
+    leaves neither a half-kept mail at its final name nor a staged file."""
+    archive = Archive(tmp_path)
+    calls = 0
+    real = os.fsync
+
+    def second_fails(fd: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(store.os, "fsync", second_fails)
+    with pytest.raises(OSError, match="Input/output"):
+        archive.put_raws([b"one", b"two", b"three"])
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    monkeypatch.setattr(store.os, "fsync", real)
+    kept = archive.put_raws([b"one", b"two", b"three"])  # the next poll keeps them
+    assert [(tmp_path / relative).read_bytes() for _, relative in kept] == [
+        b"one",
+        b"two",
+        b"three",
+    ]
+
+
+def test_raw_mails_a_killed_worker_left_half_written_are_cleared(tmp_path: Path) -> None:
+    archive = Archive(tmp_path)
+    staging = tmp_path / "raw" / ".staging"
+    staging.mkdir(parents=True)
+    old, recent = staging / "4242-aa", staging / "4343-bb"
+    old.write_bytes(b"From: half")
+    recent.write_bytes(b"From: being written now")
+    hour_ago = time.time() - 3700
+    os.utime(old, (hour_ago, hour_ago))
+    assert archive.clear_staging() == 1
+    assert not old.exists() and recent.exists()
 
 
 def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path: Path) -> None:

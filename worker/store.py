@@ -1874,15 +1874,13 @@ class Archive:
             raise ArchiveError(f"path escapes the archive: {relative!r}")
         return self.root.joinpath(*parts)
 
-    def _write_atomic(self, path: Path, data: bytes, *, read_only: bool = False) -> None:
+    def _write_atomic(self, path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
-                if read_only:
-                    os.fchmod(out.fileno(), 0o444)
                 os.fsync(out.fileno())
             os.replace(tmp, path)
         except BaseException:
@@ -1894,24 +1892,49 @@ class Archive:
         return self.put_raws([raw])[0]
 
     def put_raws(self, raws: Sequence[bytes]) -> list[tuple[str, str]]:
-        """``put_raw`` for a group: each file written and fsynced, then each directory that
-        gained one fsynced once, so that the names are as durable as the bytes before the
-        caller commits rows that point at them."""
+        """``put_raw`` for a group, made durable before the caller commits rows that point at
+        the files: each new file is written under ``raw/.staging/`` (where ``clear_staging``
+        clears what a killed worker left), all of them are fsynced, then each is renamed into
+        place and each directory that gained one is fsynced once. Writing the whole group
+        before the first fsync lets one journal commit carry several files."""
         kept: list[tuple[str, str]] = []
-        grown: set[Path] = set()
-        for raw in raws:
-            sha = hashlib.sha256(raw).hexdigest()
-            relative = f"raw/{sha[:2]}/{sha}.eml"
-            kept.append((sha, relative))
-            path = self._inside(relative)
-            if self._inside(_tombstone(relative)).exists():
-                continue  # purged (worker/retention.py): the same mail is not kept again
-            if not (path.exists() and path.stat().st_size == len(raw)):
+        writing: dict[str, tuple[int, Path, Path]] = {}  # sha256 -> (fd, staged, final)
+        placed = False
+        try:
+            for raw in raws:
+                sha = hashlib.sha256(raw).hexdigest()
+                relative = f"raw/{sha[:2]}/{sha}.eml"
+                kept.append((sha, relative))
+                path = self._inside(relative)
+                if sha in writing:
+                    continue
+                if self._inside(_tombstone(relative)).exists():
+                    continue  # purged (worker/retention.py): the same mail is not kept again
+                if path.exists() and path.stat().st_size == len(raw):
+                    continue
+                if not writing:
+                    self._inside(RAW_STAGING).mkdir(parents=True, exist_ok=True)
+                staged = self._inside(f"{RAW_STAGING}/{os.getpid()}-{sha}")
+                staged.unlink(missing_ok=True)  # a killed process's, which had this pid
                 # Read-only: the mail as received is evidence, and a filed copy shares its inode.
-                self._write_atomic(path, raw, read_only=True)
+                fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+                writing[sha] = (fd, staged, path)
+                _write_all(fd, raw)
+            for fd, _, _ in writing.values():
+                os.fsync(fd)
+            grown: set[Path] = set()
+            for _, staged, path in writing.values():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staged, path)
                 grown.add(path.parent)
-        for directory in grown:
-            _fsync_directory(directory)
+            for directory in grown:
+                _fsync_directory(directory)
+            placed = True
+        finally:
+            for fd, staged, _ in writing.values():
+                os.close(fd)
+                if not placed:
+                    staged.unlink(missing_ok=True)
         return kept
 
     def read(self, relative: str) -> bytes:
@@ -1986,16 +2009,21 @@ class Archive:
         _fsync_directory(target.parent)
 
     def clear_staging(self, older_than: timedelta = timedelta(hours=1)) -> int:
-        """Remove staging folders a killed worker left behind; how many."""
-        root, cleared = self._inside(STAGING), 0
-        if not root.is_dir():
-            return 0
+        """Remove what a killed worker left being written: a submission's folder under
+        ``.staging/``, a raw mail under ``raw/.staging/``; how many."""
+        cleared = 0
         limit = time.time() - older_than.total_seconds()
-        for folder in root.iterdir():
-            with contextlib.suppress(OSError):
-                if folder.stat().st_mtime < limit:
-                    shutil.rmtree(folder)
-                    cleared += 1
+        for root in (self._inside(STAGING), self._inside(RAW_STAGING)):
+            if not root.is_dir():
+                continue
+            for entry in root.iterdir():
+                with contextlib.suppress(OSError):
+                    if entry.lstat().st_mtime < limit:
+                        if entry.is_dir() and not entry.is_symlink():
+                            shutil.rmtree(entry)
+                        else:
+                            entry.unlink()
+                        cleared += 1
         return cleared
 
     def remove_folder(self, relative_folder: str) -> None:
@@ -2032,18 +2060,25 @@ class Archive:
 
 
 STAGING = ".staging"  # in the archive: submissions' files written before their transaction
+# Raw mails being written, inside raw/ so that a raw/ an operator links to another disk
+# still renames within one file system.
+RAW_STAGING = "raw/.staging"
 
 
 def _write_new(path: Path, data: bytes) -> None:
     """Create ``path`` (it must not exist) with ``data``, durably."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _fsync_directory(path: Path) -> None:
