@@ -43,6 +43,27 @@ def db(request: pytest.FixtureRequest) -> Database:
     return database
 
 
+def test_a_sqlite_commit_is_on_disk_before_the_mailbox_or_the_mail_server_hears_of_it(
+    sqlite_url: str,
+) -> None:
+    # Every commit is followed by something outside the database (a move, a sent
+    # acknowledgement) that a power cut cannot take back: the commit must not be either.
+    database = Database(str(sqlite_url))
+    database.create_schema()
+    try:
+        # two connections open at once: each new connection, not only the first
+        with database.engine.connect() as first, database.engine.connect() as second:
+            for connection in (first, second):
+                raw = connection.connection.dbapi_connection
+                assert raw is not None
+                cur = raw.cursor()
+                assert cur.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+                assert cur.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+                cur.close()
+    finally:
+        database.dispose()
+
+
 def keep(
     db: Database, archive: Archive, raw: bytes, uid: int, uidvalidity: int = 7
 ) -> tuple[int, bool]:
