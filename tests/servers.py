@@ -639,7 +639,7 @@ class Postgres:
 
     def ready(self) -> bool:
         with self._admin() as conn:
-            return conn.execute("SELECT 1").fetchone() == (1,)
+            return bool(conn.execute("SELECT 1").fetchone() == (1,))
 
     def stop(self) -> None:
         # SIGINT is postgres' "fast" shutdown; SIGTERM ("smart") would wait for
@@ -845,7 +845,7 @@ class SmtpSink:
             refusal = self._refusal("rcpt")
             envelope.ccm_refusal = refusal or ""
         if refusal:
-            return refusal
+            return str(refusal)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 OK"

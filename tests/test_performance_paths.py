@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy
 
 from config.settings import load_settings
-from tests.app import append, keep, wait_until
+from tests.app import ROOT, append, keep, wait_until
 from tests.servers import Dovecot
 from worker import intake, mailbox, processing
 from worker.mailbox import MailboxError, close_kept, kept_inbox
@@ -453,3 +457,22 @@ def test_sent_copies_are_recorded_a_group_at_a_time_and_appended_once(
         assert intake.copy_sent_mail(ctx, inbox) == 4
     assert ctx.db.uncopied_sent() == []
     assert len(sent_folder(ctx)) == 4
+
+
+def test_the_benchmarks_steps_section_runs_and_accounts_for_every_mail(tmp_path: Path) -> None:
+    # docs/PERFORMANCE.md quotes this section; it must keep running as the code changes.
+    done = subprocess.run(
+        [sys.executable, "scripts/benchmark", "--only", "steps", "--steps", "40", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    steps = json.loads(done.stdout)["steps"]
+    assert steps["keeping"]["mails"] == 40
+    assert steps["keeping"]["wall_ms_per_mail"] > 0
+    # the 40 kept as a poll would, then 20 of them again as new bytes (the profiled round)
+    outcomes = steps["outcomes"]
+    assert outcomes["filed"] + outcomes["not_submission"] == 60, outcomes
+    assert 0 < outcomes["acks_sending"] <= outcomes["filed"], outcomes
