@@ -479,6 +479,29 @@ def test_raw_mails_a_killed_worker_left_half_written_are_cleared(tmp_path: Path)
     assert not old.exists() and recent.exists()
 
 
+def test_a_purged_mail_leaves_its_tombstone_and_nothing_half_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = Archive(tmp_path)
+    (_, first), (_, second) = archive.put_raws([b"From: a\r\n\r\none", b"From: b\r\n\r\ntwo"])
+    when = datetime(2018, 1, 5, tzinfo=UTC)
+    assert archive.purge_raw(first, when)
+    assert not (tmp_path / first).exists()
+    assert (tmp_path / first).with_suffix(".purged").read_text() == "2018-01-05"
+    assert list((tmp_path / "raw" / ".staging").iterdir()) == []
+
+    def refused(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", refused)
+    with pytest.raises(OSError):
+        archive.purge_raw(second, when)
+    # Not purged, and no tombstone half-made: the mail is still there to purge next time.
+    assert (tmp_path / second).exists()
+    assert not (tmp_path / second).with_suffix(".purged").exists()
+    assert list((tmp_path / "raw" / ".staging").iterdir()) == []
+
+
 def test_a_filed_mail_is_a_link_to_the_kept_raw_mail_not_a_second_copy(tmp_path: Path) -> None:
     archive = Archive(tmp_path / "archive")
     raw = b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n"

@@ -14,7 +14,6 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 import time
 import unicodedata
 import uuid
@@ -1878,18 +1877,22 @@ class Archive:
             raise ArchiveError(f"path escapes the archive: {relative!r}")
         return self.root.joinpath(*parts)
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    def _write_tombstone(self, path: Path, data: bytes) -> None:
+        """Write a small file under ``raw/`` whole or not at all, durably: staged under
+        ``raw/.staging/`` (where ``clear_staging`` sweeps what a killed worker left), synced,
+        renamed into place, its directory synced."""
+        staging = self._inside(RAW_STAGING)
+        staging.mkdir(parents=True, exist_ok=True)
+        staged = staging / f"{os.getpid()}-{path.name}"
+        staged.unlink(missing_ok=True)  # a killed process's, which had this pid
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, path)
+            _write_new(staged, data)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
             raise
+        _fsync_directory(path.parent)
 
     def put_raw(self, raw: bytes) -> tuple[str, str]:
         """Keep the bytes of a message; returns (sha256, relative path). Idempotent."""
@@ -2045,10 +2048,12 @@ class Archive:
         else) so that a later poll of the same mail keeps no copy. True if bytes were there."""
         tombstone = self._inside(_tombstone(relative))
         if not tombstone.exists():
-            self._write_atomic(tombstone, when.date().isoformat().encode())
+            self._write_tombstone(tombstone, when.date().isoformat().encode())
         path = self._inside(relative)
         existed = path.exists()
-        path.unlink(missing_ok=True)
+        if existed:
+            path.unlink(missing_ok=True)
+            _fsync_directory(path.parent)  # gone for good before the purge is recorded
         return existed
 
     def purge_folder(self, relative_folder: str) -> bool:
