@@ -366,7 +366,7 @@ def make_engine(url: str) -> Engine:
             # log at each commit: a commit is followed by a move in the mailbox or a sent
             # acknowledgement, and under NORMAL a power cut could take back the commit but
             # not what followed it (a kept mail forgotten once moved out of the inbox, an
-            # acknowledgement sent twice). It costs a backlog about 7 % (docs/PERFORMANCE.md).
+            # acknowledgement sent twice). It costs a backlog about 10 % (docs/PERFORMANCE.md).
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
