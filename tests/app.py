@@ -199,16 +199,24 @@ class WorkerProcess:
         self.stop()
 
 
-def append(imap: Any, user: str, password: str, raw: bytes, folder: str = "INBOX") -> None:
-    """APPEND as a delivery agent would. The first APPEND to a new account can meet Dovecot
-    creating INBOX for the worker's own login at that moment ("NO [ALREADYEXISTS]"): an
-    agent tries again, and so does this."""
+def append(
+    imap: Any,
+    user: str,
+    password: str,
+    raw: bytes,
+    folder: str = "INBOX",
+    *,
+    when: datetime | None = None,
+) -> None:
+    """APPEND as a delivery agent would (``when``: its INTERNALDATE, default now). The first
+    APPEND to a new account can meet Dovecot creating INBOX for the worker's own login at that
+    moment ("NO [ALREADYEXISTS]"): an agent tries again, and so does this."""
     for attempt in range(3):
         with MailBoxUnencrypted(imap.host, imap.port).login(
             user, password, initial_folder=None
         ) as box:
             try:
-                box.append(raw, folder)
+                box.append(raw, folder, dt=when)
                 return
             except MailboxAppendError as exc:
                 if "ALREADYEXISTS" not in str(exc) or attempt == 2:

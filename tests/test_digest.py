@@ -315,6 +315,7 @@ def test_the_digest_says_what_the_database_holds(cycle: Cycle) -> None:
     assert "STILL FAILING" not in text
     assert "Quarantined since the last digest: 1 (1 in all)" in text
     assert "unreadable message" in text
+    assert "ccm-intake review resolve ID --not-submission" in text  # and how to clear it
 
 
 def test_a_digest_counts_from_the_previous_one_or_the_last_24_hours(

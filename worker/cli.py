@@ -409,6 +409,9 @@ cli.add_typer(review_cli, name="review")
 @review_cli.command("list")
 def review_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per item.")] = False,
+    quarantined: Annotated[
+        bool, typer.Option("--quarantined", help="The quarantined messages instead, with why.")
+    ] = False,
 ) -> None:
     """What waits for a decision, oldest first, with why and the candidates.
 
@@ -416,10 +419,11 @@ def review_list(
     """
     settings = settings_or_exit()
     from worker.runtime import build_context
+    from worker.store import Status
 
     ctx = build_context(settings)
     items = []
-    for m in ctx.db.review_queue():
+    for m in ctx.db.review_queue(Status.quarantined if quarantined else Status.needs_review):
         analysis = json.loads(m.analysis or "{}")
         items.append(
             {
@@ -448,7 +452,14 @@ def review_list(
             str(item["reason"]),
         )
     out.print(table)
-    out.print(f"{len(items)} waiting. Decide with: ccm-intake review resolve ID --state ISO3")
+    if quarantined:
+        out.print(
+            f"{len(items)} quarantined. Read one again once a limit is raised: ccm-intake "
+            "reprocess ID; or decide: ccm-intake review resolve ID --not-submission, or "
+            "--state ISO3 --kind KIND (--no-ack while it cannot be read)"
+        )
+    else:
+        out.print(f"{len(items)} waiting. Decide with: ccm-intake review resolve ID --state ISO3")
 
 
 @review_cli.command("resolve")
@@ -467,6 +478,9 @@ def review_resolve(
     note: Annotated[str, typer.Option(help="Why, for the record.")] = "",
 ) -> None:
     """File a waiting message under a State (folder, acknowledgement, mailbox move) or set it aside.
+
+    A quarantined message too: read again first; if it still cannot be read, it is filed as
+    received (the mail alone), only with --kind and --no-ack.
 
     Example: ccm-intake review resolve 42 --state CHE --kind delegation
     """

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from config.calendar import load_calendar, load_contacts
+from config.registry import load_meetings
 from parsers.analysis import ACKNOWLEDGED_KINDS, FILE, REVIEW, Analysis
 from parsers.attachments import unpack
+from parsers.cycle import article7_cycle, delegation_cycle
 from parsers.limits import Limits, OverLimit
 from parsers.message import UnparseableMessage
 from parsers.states import State
@@ -196,41 +198,117 @@ def resolve_review(
     unknown = [k for k in decision.kinds if k not in KIND_LABELS]
     if unknown:
         raise ReviewError(f"unknown kind {unknown[0]!r}: one of {', '.join(KIND_LABELS)}")
-    row = ctx.db.claim_for_review(message_id, now)
-    if row is None:
-        raise ReviewError(f"message #{message_id} is not in the review queue")
+    claimed = ctx.db.claim_for_review(message_id, now)
+    if claimed is None:
+        raise ReviewError(f"message #{message_id} is not in the review queue or in quarantine")
+    row, was = claimed
     try:
         raw = ctx.archive.read(row.raw_path)
+    except OSError as exc:
+        ctx.db.release_message(message_id, was)
+        raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
+    analysis: Analysis | None = None
+    unread = ""
+    try:
         analysis = analyse_message(
             ctx.settings, ctx.registry, ctx.directory, raw, received=row.internaldate.date()
         )
-    except (OSError, UnparseableMessage, OverLimit) as exc:
-        ctx.db.release_message(message_id, Status.needs_review)
-        raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
+    except Exception as exc:
+        bad_input = isinstance(exc, (UnparseableMessage, OverLimit))
+        if was is not Status.quarantined:
+            ctx.db.release_message(message_id, was)
+            if bad_input:
+                raise ReviewError(f"message #{message_id} cannot be read: {exc}") from exc
+            raise
+        # Still unreadable: decided on what the person saw in it (their mail client).
+        if not bad_input:
+            log.exception("message %s: analysis failed again", message_id)
+        unread = str(exc) if bad_input else f"analysis failed: {type(exc).__name__}: {exc}"
     who = f"decided in review{': ' + decision.note if decision.note else ''}"
+    try:
+        if analysis is None:
+            outcome = _decided_unread(ctx, row, raw, decision, who, unread)
+        elif decision.state_iso3 is None:
+            outcome = Outcome(
+                status=Status.not_submission,
+                reason=f"not a submission ({who})",
+                state_iso3=None,
+                kind=analysis.kind.kind,
+                language=analysis.language,
+                analysis_json=json.dumps(analysis.summary(), ensure_ascii=False),
+                target=target_for(ctx, Status.not_submission),
+            )
+        else:
+            kinds = decision.kinds or analysis.kinds
+            outcome = plan(
+                ctx,
+                analysis,
+                raw,
+                state_iso3=decision.state_iso3,
+                kinds=kinds,
+                ack=decision.ack and any(k in ACKNOWLEDGED_KINDS for k in kinds),
+                reason=f"{', '.join(kinds)} from {decision.state_iso3} ({who})",
+                raw_sha256=row.sha256,
+            )
+    except ReviewError:
+        ctx.db.release_message(message_id, was)
+        raise
+    return _finish(ctx, row, analysis, outcome, now, give_back=was)
+
+
+def _decided_unread(
+    ctx: Context, row: Message, raw: bytes, decision: Decision, who: str, unread: str
+) -> Outcome:
+    """A person's decision on a quarantined message that still cannot be read: set aside, or
+    filed as received (the mail alone, its attachments inside it). Nothing in it can be
+    answered from, so it is filed only without an acknowledgement, and only under the kinds
+    the person names."""
     if decision.state_iso3 is None:
-        outcome = Outcome(
+        return Outcome(
             status=Status.not_submission,
-            reason=f"not a submission ({who})",
+            reason=f"not a submission ({who}; unread: {unread})",
             state_iso3=None,
-            kind=analysis.kind.kind,
-            language=analysis.language,
-            analysis_json=json.dumps(analysis.summary(), ensure_ascii=False),
+            kind=None,
+            language=None,
+            analysis_json=json.dumps({"error": unread}),
             target=target_for(ctx, Status.not_submission),
         )
-    else:
-        kinds = decision.kinds or analysis.kinds
-        outcome = plan(
-            ctx,
-            analysis,
-            raw,
-            state_iso3=decision.state_iso3,
-            kinds=kinds,
-            ack=decision.ack and any(k in ACKNOWLEDGED_KINDS for k in kinds),
-            reason=f"{', '.join(kinds)} from {decision.state_iso3} ({who})",
-            raw_sha256=row.sha256,
+    if not decision.kinds:
+        raise ReviewError(
+            f"message #{row.id} still cannot be read ({unread}): say what it is with --kind"
         )
-    return _finish(ctx, row, analysis, outcome, now, give_back=Status.needs_review)
+    if decision.ack:
+        raise ReviewError(
+            f"message #{row.id} still cannot be read ({unread}): it can be filed as received "
+            "but not acknowledged from what it says; add --no-ack (and answer it yourself)"
+        )
+    state = ctx.registry.get(decision.state_iso3)
+    received = row.internaldate.date()
+    cycles = {
+        "delegation": delegation_cycle(None, received, load_meetings()),
+        "article7": article7_cycle(None, None, received),
+    }
+    original = [PlannedFile("original.eml", raw, row.sha256)]
+    return Outcome(
+        status=Status.filed,
+        reason=f"{', '.join(decision.kinds)} from {state.iso3} ({who}; filed unread: {unread})",
+        state_iso3=state.iso3,
+        kind=decision.kinds[0],
+        language=None,
+        analysis_json=json.dumps({"error": unread}),
+        target=target_for(ctx, Status.filed, state.name_en),
+        submissions=tuple(
+            PlannedSubmission(
+                kind=kind,
+                state_iso3=state.iso3,
+                state_folder=f"{state.iso3} {state.name_en}",
+                files=original,
+                ack=False,
+                cycle=cycles.get(kind, ""),
+            )
+            for kind in decision.kinds
+        ),
+    )
 
 
 def _finish(

@@ -642,24 +642,32 @@ class Database:
                 .execution_options(synchronize_session=False)  # a new session holds nothing
             ).one_or_none()
 
-    def claim_for_review(self, message_id: int, now: datetime) -> Message | None:
-        """Take a message out of the review queue to decide it; None if it is not there."""
+    def claim_for_review(self, message_id: int, now: datetime) -> tuple[Message, Status] | None:
+        """Take a message waiting for a person (in the review queue or quarantined) to decide
+        it: the row and the status it had; None if it is in neither."""
         with self.session() as s:
+            before = s.scalar(select(Message.status).where(Message.id == message_id))
+            if before not in (Status.needs_review, Status.quarantined):
+                return None
             result = s.execute(
                 update(Message)
-                .where(Message.id == message_id, Message.status == Status.needs_review)
+                .where(Message.id == message_id, Message.status == before)
                 .values(status=Status.processing, claimed_at=now)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            return s.get(Message, message_id)
+                return None  # decided meanwhile by someone else
+            row = s.get(Message, message_id)
+            assert row is not None
+            return row, Status(before)
 
-    def review_queue(self) -> list[Message]:
+    def review_queue(self, status: Status = Status.needs_review) -> list[Message]:
+        """The messages waiting for a person, oldest first: the review queue, or those
+        quarantined (``status``)."""
         with self.session() as s:
             return list(
                 s.scalars(
                     select(Message)
-                    .where(Message.status == Status.needs_review)
+                    .where(Message.status == status)
                     .order_by(Message.internaldate, Message.id)
                 )
             )
