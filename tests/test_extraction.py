@@ -28,7 +28,7 @@ from parsers.attachments import Extraction, extract_all
 from parsers.message import ParsedMessage, parse_message
 from tests.extraction_targets import name, record_of
 from worker import extraction
-from worker.extraction import Limits, close_reader, extract_isolated, start_reader
+from worker.extraction import Limits, close_reader, extract_isolated, reader_pid, start_reader
 
 
 def make_pdf(text: str) -> bytes:
@@ -93,10 +93,6 @@ def leaves_no_process_behind() -> Iterator[None]:
     assert len(descendants() - before) <= 1  # the kept reader, at most
     close_reader()
     assert descendants() - before == set()
-
-
-def reader_pid() -> int | None:
-    return extraction._reader.pid if extraction._reader is not None else None
 
 
 # --------------------------------------------------------------------------- tests

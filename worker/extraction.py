@@ -512,6 +512,12 @@ def close_reader() -> None:
 atexit.register(close_reader)
 
 
+def reader_pid() -> int | None:
+    """The PID of this process's kept reader, if it has one (for measurements and tests)."""
+    reader = _reader
+    return reader.pid if reader is not None else None
+
+
 def start_reader(limits: Limits = Limits(), *, target: str = DEFAULT_TARGET) -> None:
     """Have a reader ready for the next message, started now. Called when the worker process
     starts and after each task, so that the reader's start (the interpreter and the readers'
